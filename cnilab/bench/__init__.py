@@ -1,0 +1,1 @@
+"""The benchmark engine: suites, placements, executors, parsers and the run loop."""

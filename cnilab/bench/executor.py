@@ -1,0 +1,143 @@
+"""Where benchmark commands run: the executor interface and the netns implementation.
+
+The suites build command lines; an executor starts servers and runs clients
+at endpoints. The netns lab runs them in namespaces; the Kubernetes executor
+(real-cluster issue) runs them in pods. Suites, placements, repetitions and
+parsing are shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from cnilab.errors import CnilabError
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of a measurement: where to run, and the address peers use."""
+
+    name: str          # e.g. "h1-p1" or "h1"
+    host: str          # the (emulated) node it is on
+    address: str       # IPv4 address peers connect to
+    kind: str          # "pod" | "host"
+    netns: str | None = None
+
+
+@dataclass
+class Completed:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+
+
+@dataclass
+class ServerHandle:
+    endpoint: Endpoint
+    argv: list[str]
+    process: subprocess.Popen[str]
+
+
+class ExecutorError(CnilabError):
+    pass
+
+
+class Executor(ABC):
+    """Runs servers and clients at endpoints."""
+
+    @abstractmethod
+    def start_server(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle: ...
+
+    @abstractmethod
+    def wait_listening(self, handle: ServerHandle, port: int, timeout_s: float = 5.0) -> None: ...
+
+    @abstractmethod
+    def run_client(self, endpoint: Endpoint, argv: list[str], timeout_s: float) -> Completed: ...
+
+    @abstractmethod
+    def stop_server(self, handle: ServerHandle) -> Completed: ...
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether the network namespace of ``pid`` has a TCP socket listening on ``port``.
+
+    ``/proc/PID/net/tcp`` shows the sockets of that process's namespace, so no
+    helper process is needed to look inside it.
+    """
+    wanted = f":{port:04X}"
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as fh:
+                next(fh)
+                for line in fh:
+                    fields = line.split()
+                    if fields[1].endswith(wanted) and fields[3] == "0A":  # 0A = LISTEN
+                        return True
+        except OSError:
+            return False
+    return False
+
+
+class NetnsExecutor(Executor):
+    """Runs commands inside the lab's network namespaces with ``ip netns exec``."""
+
+    def _argv(self, endpoint: Endpoint, argv: list[str]) -> list[str]:
+        if endpoint.netns is None:
+            raise ExecutorError(f"endpoint {endpoint.name} has no network namespace")
+        return ["ip", "netns", "exec", endpoint.netns, *argv]
+
+    def start_server(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
+        full = self._argv(endpoint, argv)
+        # ip execs the tool in place, so the pid is the server's own pid.
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        return ServerHandle(endpoint, full, proc)
+
+    def wait_listening(self, handle: ServerHandle, port: int, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if handle.process.poll() is not None:
+                _, err = handle.process.communicate()
+                raise ExecutorError(f"server exited (rc {handle.process.returncode}) before "
+                                    f"listening on port {port}: {err.strip()}")
+            if _listening(handle.process.pid, port):
+                return
+            time.sleep(0.01)
+        raise ExecutorError(f"server on {handle.endpoint.name} not listening on port {port} "
+                            f"after {timeout_s:g} s")
+
+    def run_client(self, endpoint: Endpoint, argv: list[str], timeout_s: float) -> Completed:
+        full = self._argv(endpoint, argv)
+        started = time.monotonic()
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+            return Completed(full, proc.returncode, out, err, time.monotonic() - started)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            return Completed(full, -9, out, err, time.monotonic() - started, timed_out=True)
+
+    def stop_server(self, handle: ServerHandle) -> Completed:
+        proc = handle.process
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        return Completed(handle.argv, proc.returncode if proc.returncode is not None else -1,
+                         out, err, 0.0)
+

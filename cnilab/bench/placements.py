@@ -1,0 +1,15 @@
+"""Placements: where the two ends of a measurement sit.
+
+The names are the study's vocabulary; each target (netns lab, Kubernetes)
+maps them onto concrete endpoints.
+"""
+
+from __future__ import annotations
+
+PLACEMENTS: dict[str, str] = {
+    "intra-host": "pod to pod on the same host (bridge / veth path, no underlay)",
+    "inter-host": "pod to pod on different hosts (the CNI's overlay or routes over the underlay)",
+    "underlay": "host to host over the underlay, no CNI on the path: the bare-metal baseline",
+}
+
+BASELINE = "underlay"

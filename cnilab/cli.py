@@ -1,0 +1,170 @@
+"""The ``cnilab`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cnilab import __version__, paths
+from cnilab.errors import CnilabError, SpecError
+
+EXIT_INPUT = 2
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from cnilab.engine_support import plan_summary
+    from cnilab.spec import load_spec
+
+    spec = load_spec(Path(args.spec))
+    print(f"{args.spec}: ok — {plan_summary(spec)}")
+    return 0
+
+
+def _lab_progress(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from cnilab.ansible_engine import Progress
+
+    return Progress(quiet=getattr(args, "quiet", False))
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from cnilab.ansible_engine import run_playbook
+    from cnilab.lab import status
+    from cnilab.lab.plan import load_saved_plan, make_plan
+
+    if args.lab != "netns":
+        raise CnilabError(f"--lab {args.lab}: only the netns lab is available so far")
+    ansible_dir = paths.lab_state_dir() / "ansible"
+    if args.action == "up":
+        if not args.cni or not args.mode:
+            raise SpecError("cnilab lab up", None, "--cni and --mode are required")
+        plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host)
+        from cnilab.lab.core import preflight
+
+        preflight(plan)
+        run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
+                     extravars={"lab_netns_state": "present", "lab_netns_plan": plan.to_dict()},
+                     progress=_lab_progress(args), ident="lab-up")
+        print(status.format_status(status.lab_status(plan)))
+        return 0
+    if args.action == "down":
+        result = run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
+                              extravars={"lab_netns_state": "absent"},
+                              progress=_lab_progress(args), ident="lab-down")
+        print("netns lab removed" if result.changed_count() else "no netns lab was up")
+        return 0
+    saved = load_saved_plan()
+    if saved is None:
+        print("no netns lab is up")
+        return 0
+    data = status.lab_status(saved)
+    print(json.dumps(data, indent=2) if args.json else status.format_status(data))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from cnilab.engine_support import start_or_resume
+
+    outcome, report = start_or_resume(
+        Path(args.spec), args.lab, Path(args.out) if args.out else None,
+        Path(args.resume) if args.resume else None, with_report=args.report,
+        argv=["cnilab", *sys.argv[1:]],
+    )
+    print(outcome.run.path)
+    if report is not None:
+        print(report)
+    if outcome.failures:
+        print(f"cnilab: {len(outcome.failures)} measurement(s) failed; see "
+              f"{outcome.run.results_path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cnilab.report import write_report
+
+    print(write_report(Path(args.run_dir)))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from cnilab.doctor import diagnose, render
+    from cnilab.pins import load_pins
+
+    findings = diagnose(load_pins())
+    print(render(findings))
+    return 1 if any(f.level == "missing" for f in findings) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnilab",
+        description="Compare Kubernetes CNI plugins reproducibly: real clusters via Ansible, "
+                    "or the embedded netns lab (an emulation on one machine).")
+    parser.add_argument("--version", action="version", version=f"cnilab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check an experiment spec",
+                       description="Validate an experiment spec; errors are FILE:LINE: message, "
+                                   "exit status 2.")
+    p.add_argument("spec", metavar="SPEC", help="experiment YAML file")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("lab", help="bring the netns lab up or down, or show it",
+                       description="Manage the embedded netns lab (hosts and pods as network "
+                                   "namespaces, real CNI plugins). Needs root.")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--lab", default="netns", choices=["netns"], help="lab kind (default netns)")
+    p.add_argument("--cni", help="CNI plugin (up)")
+    p.add_argument("--mode", help="plugin mode (up)")
+    p.add_argument("--hosts", type=int, default=2, help="emulated hosts (up; default 2)")
+    p.add_argument("--pods-per-host", type=int, default=2, help="pods per host (up; default 2)")
+    p.add_argument("--json", action="store_true", help="status as JSON")
+    p.add_argument("--quiet", action="store_true", help="no Ansible progress")
+    p.set_defaults(func=_cmd_lab)
+
+    p = sub.add_parser("run", help="run an experiment into a run directory",
+                       description="Run every measurement of SPEC on the chosen lab, writing "
+                                   "runs/<run-id>/ as measurements finish. Prints the run "
+                                   "directory.")
+    p.add_argument("spec", metavar="SPEC", help="experiment YAML file")
+    p.add_argument("--lab", default="netns", help="target lab (default netns)")
+    p.add_argument("--out", metavar="DIR", help="parent directory for run directories "
+                   "(default ./runs)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run")
+    p.add_argument("--report", action="store_true", help="write the report when done")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("report", help="write report.md and figures for a run",
+                       description="Regenerate report.md and figures from a run directory.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("doctor", help="check tools, versions and kernel capabilities",
+                       description="Show what is installed, what the kernel supports, and what "
+                                   "is missing with how to get it. Exit 1 if the netns lab "
+                                   "cannot run.")
+    p.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+        return status
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("cnilab: interrupted", file=sys.stderr)
+        return 130
+    except CnilabError as exc:
+        print(f"cnilab: {exc}", file=sys.stderr)
+        return exc.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

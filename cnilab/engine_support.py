@@ -1,0 +1,64 @@
+"""Glue between the CLI and the engine: checks before anything is written, then the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cnilab import paths
+from cnilab.bench.engine import (
+    RunOutcome,
+    build_manifest,
+    ensure_same_spec,
+    execute,
+    new_run_id,
+    plan_measurements,
+)
+from cnilab.errors import CapabilityError
+from cnilab.lab import capabilities
+from cnilab.lab.datapaths import datapath_for
+from cnilab.lab.plan import make_plan
+from cnilab.pins import load_pins
+from cnilab.report import write_report
+from cnilab.rundir import RunDir
+from cnilab.spec import Spec, load_spec
+from cnilab.targets import make_target
+
+
+def plan_summary(spec: Spec) -> str:
+    cells = spec.cells()
+    return (f"{len(spec.matrix)} mode(s), {len(cells)} cell(s), {spec.repetitions} "
+            f"repetition(s), {len(plan_measurements(spec))} measurement(s)")
+
+
+def preflight_netns(spec: Spec) -> None:
+    """Everything that can refuse the run before a run directory exists."""
+    if os.geteuid() != 0:
+        raise CapabilityError("the netns lab needs root")
+    for ref in spec.matrix:
+        plan = make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host)
+        datapath_for(plan)
+        lacking = capabilities.missing(plan.mode_info.needs)
+        if lacking:
+            raise CapabilityError(f"{ref.key} needs kernel features this machine lacks: "
+                                  + ", ".join(c.name for c in lacking))
+
+
+def start_or_resume(
+    spec_path: Path, lab: str, out: Path | None, resume: Path | None, *, with_report: bool,
+    argv: list[str],
+) -> tuple[RunOutcome, Path | None]:
+    spec = load_spec(spec_path)
+    target = make_target(lab)
+    pins = load_pins()
+    if target.kind == "netns":
+        preflight_netns(spec)
+    if resume is not None:
+        run = RunDir.open(resume)
+        ensure_same_spec(run, spec)
+    else:
+        run = RunDir.create(out or paths.default_runs_dir(), new_run_id(spec))
+        run.write_manifest(build_manifest(spec, pins, target, run, argv))
+    outcome = execute(spec, target, run)
+    report = write_report(run.path) if with_report else None
+    return outcome, report

@@ -1,0 +1,35 @@
+"""Errors that end a command with a clear one-line message.
+
+Every user-facing failure is one of these so that the CLI can print exactly one
+line and pick the exit status: 2 for bad input (nothing was written), 1 for a
+failure while doing the work.
+"""
+
+from __future__ import annotations
+
+
+class CnilabError(Exception):
+    """A failure while doing the work (exit status 1)."""
+
+    exit_status = 1
+
+
+class InputError(CnilabError):
+    """Bad input from the user: spec, inventory, flags or files (exit status 2)."""
+
+    exit_status = 2
+
+
+class SpecError(InputError):
+    """A problem at a known place in an input file, printed as ``FILE:LINE: message``."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.message = message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+class CapabilityError(InputError):
+    """The machine cannot build what was asked (missing kernel feature or tool)."""

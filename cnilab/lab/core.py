@@ -1,0 +1,225 @@
+"""Building, inspecting and tearing down the netns lab.
+
+The playbook calls these steps through the ``cnilab.lab`` Ansible modules
+(hosts, then datapath, then pods); ``down`` is also callable directly so that a
+crashed or killed run can always be cleaned up, with or without Ansible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnilab import paths
+from cnilab.errors import CapabilityError, CnilabError, InputError
+from cnilab.lab import capabilities, cni, hosts, sh
+from cnilab.lab.datapaths import datapath_for
+from cnilab.lab.plan import PREFIX, HostPlan, LabPlan, PodPlan, load_saved_plan, saved_plan_path
+
+CNI_SPEC_VERSION = "1.0.0"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def preflight(plan: LabPlan) -> None:
+    """Refuse up front, naming what is missing, before anything is created."""
+    if os.geteuid() != 0:
+        raise CapabilityError("the netns lab needs root (network namespaces, iptables)")
+    datapath_for(plan)  # refuses modes the lab cannot build yet
+    lacking = capabilities.missing(plan.mode_info.needs)
+    if lacking:
+        names = "; ".join(f"{c.name} ({c.detail})" for c in lacking)
+        raise CapabilityError(f"{plan.cni}/{plan.mode} needs kernel features this machine "
+                              f"lacks: {names}")
+    absent = capabilities.cni_plugins_present()
+    if absent:
+        raise CapabilityError(f"CNI reference plugins missing in {paths.cni_plugin_dir()}: "
+                              f"{', '.join(absent)} (package containernetworking-plugins)")
+    saved = load_saved_plan()
+    if saved is not None and saved != plan:
+        raise InputError(f"a lab is already up ({saved.cni}/{saved.mode}, "
+                         f"{len(saved.hosts)} hosts); run 'cnilab lab down --lab netns' first")
+
+
+def ensure_hosts(plan: LabPlan) -> bool:
+    """Step 1: record the plan (so ``down`` finds everything) and create the hosts."""
+    path = saved_plan_path()
+    if not path.is_file():
+        _atomic_write(path, plan.to_json())
+    return hosts.ensure_hosts(plan)
+
+
+def ensure_datapath(plan: LabPlan) -> bool:
+    """Step 2: the mode's host devices, rules and per-peer entries."""
+    datapath = datapath_for(plan)
+    changed = False
+    for host in plan.hosts:
+        changed |= datapath.build_host(host)
+    for host in plan.hosts:
+        changed |= datapath.connect_peers(host)
+    return changed
+
+
+def _pod_result_path(plan: LabPlan, pod: PodPlan) -> Path:
+    return plan.state_dir() / "pods" / f"{pod.name}.json"
+
+
+def attach_pod(plan: LabPlan, host: HostPlan, pod: PodPlan) -> dict[str, Any]:
+    """Create the pod's namespace and run CNI ADD for it, as the runtime does."""
+    datapath = datapath_for(plan)
+    sh.run(["ip", "netns", "add", pod.netns])
+    cni.add_loopback(host_netns=host.netns, pod_netns=pod.netns,
+                     container_id=pod.container_id, cni_version=CNI_SPEC_VERSION)
+    result = cni.add_list(datapath.pod_conflist(host), host_netns=host.netns,
+                          pod_netns=pod.netns, container_id=pod.container_id, ifname=pod.ifname)
+    _atomic_write(_pod_result_path(plan, pod), json.dumps(result, indent=2))
+    return result
+
+
+def ensure_pods(plan: LabPlan) -> bool:
+    """Step 3: attach every pod that is not attached yet."""
+    present = hosts.existing_netns()
+    changed = False
+    for host in plan.hosts:
+        for pod in host.pods:
+            if pod.netns in present and _pod_result_path(plan, pod).is_file():
+                continue
+            if pod.netns in present:  # half-built by an interrupted run: start it over
+                sh.run(["ip", "netns", "del", pod.netns])
+            attach_pod(plan, host, pod)
+            changed = True
+    return changed
+
+
+def pod_address(plan: LabPlan, pod: PodPlan) -> str:
+    """The pod's IPv4 address as the CNI ADD result reported it."""
+    path = _pod_result_path(plan, pod)
+    if not path.is_file():
+        raise CnilabError(f"pod {pod.name} is not attached (no CNI result at {path})")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    for ipconf in result.get("ips", []):
+        address = str(ipconf["address"])
+        if ":" not in address:
+            return address.split("/")[0]
+    raise CnilabError(f"pod {pod.name}: CNI result has no IPv4 address")
+
+
+# ---------------------------------------------------------------- teardown
+
+
+@dataclass
+class TeardownReport:
+    namespaces: list[str]
+    processes: list[int]
+    root_links: list[str]
+    state_removed: bool
+
+    @property
+    def removed_anything(self) -> bool:
+        return bool(self.namespaces or self.processes or self.root_links or self.state_removed)
+
+
+def lab_namespaces(prefix: str = PREFIX) -> list[str]:
+    """Every namespace that carries the lab prefix (also ones no plan mentions)."""
+    return sorted(n for n in hosts.existing_netns() if n.startswith(f"{prefix}-"))
+
+
+def _namespace_pids(netns: str) -> list[int]:
+    out = sh.run(["ip", "netns", "pids", netns], check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def _pidfile_pids() -> list[int]:
+    pid_dir = paths.lab_state_dir() / "lab" / "pids"
+    found = []
+    for pidfile in pid_dir.glob("*.pid") if pid_dir.is_dir() else []:
+        text = pidfile.read_text(encoding="utf-8").strip()
+        if text.isdigit():
+            found.append(int(text))
+    return found
+
+
+def _end_processes(pids: list[int], grace_s: float = 2.0) -> list[int]:
+    ended = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            ended.append(pid)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in ended):
+        time.sleep(0.05)
+    for pid in ended:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def root_links(prefix: str = PREFIX) -> list[str]:
+    """Links in the root namespace named with the lab prefix (the lab creates none normally)."""
+    out = sh.run(["ip", "-o", "link", "show"]).stdout
+    names = []
+    for line in out.splitlines():
+        name = line.split(": ", 2)[1].split("@")[0]
+        if name.startswith(prefix):
+            names.append(name)
+    return names
+
+
+def down(prefix: str = PREFIX) -> TeardownReport:
+    """Remove every namespace, process, link and state file of the lab; idempotent, crash-safe.
+
+    Finds objects by name prefix and by pid files, not only from the saved
+    plan, so it also cleans up after a build that died half-way.
+    """
+    namespaces = lab_namespaces(prefix)
+    pids = sorted({p for ns in namespaces for p in _namespace_pids(ns)} | set(_pidfile_pids()))
+    ended = _end_processes(pids)
+    for ns in namespaces:
+        sh.run(["ip", "netns", "del", ns], check=False)
+    links = root_links(prefix)
+    for link in links:
+        sh.run(["ip", "link", "del", link], check=False)
+    state = paths.lab_state_dir() / "lab"
+    existed = state.exists()
+    shutil.rmtree(state, ignore_errors=True)
+    return TeardownReport(namespaces, ended, links, existed)
+
+
+def leftovers(prefix: str = PREFIX) -> dict[str, list[str]]:
+    """What of the lab still exists (empty lists = clean); used by tests and ``doctor``."""
+    procs = [str(p) for ns in lab_namespaces(prefix) for p in _namespace_pids(ns)]
+    state = paths.lab_state_dir() / "lab"
+    return {
+        "namespaces": lab_namespaces(prefix),
+        "processes": procs,
+        "root_links": root_links(prefix),
+        "state": [str(state)] if state.exists() else [],
+    }

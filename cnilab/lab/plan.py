@@ -1,0 +1,134 @@
+"""The lab plan: names and addresses of every emulated host and pod.
+
+The plan is computed once from (cni, mode, hosts, pods per host), stored as
+JSON in the lab state directory and passed to the playbook, so that ``up``,
+``status``, ``down`` and the benchmark all agree on what exists.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnilab import paths
+from cnilab.errors import InputError
+from cnilab.modes import Mode, get_mode
+
+PREFIX = "cnl"          # every namespace, link and file of the lab starts with this
+UNDERLAY_CIDR = "10.99.0.0/24"
+POD_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = "10.96.0.0/12"
+MAX_HOSTS = 8
+MAX_PODS_PER_HOST = 60
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    name: str          # e.g. h1-p2
+    netns: str         # e.g. cnl-h1-p2
+    host: str          # e.g. h1
+    container_id: str
+    ifname: str = "eth0"
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str          # e.g. h1
+    index: int         # 1-based
+    netns: str         # e.g. cnl-h1
+    underlay_ip: str
+    underlay_if: str
+    pod_subnet: str
+    pods: tuple[PodPlan, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    """Everything needed to build, inspect and tear down one lab."""
+
+    cni: str
+    mode: str
+    hosts: tuple[HostPlan, ...]
+    prefix: str = PREFIX
+    underlay_cidr: str = UNDERLAY_CIDR
+    pod_cidr: str = POD_CIDR
+    service_cidr: str = SERVICE_CIDR
+    switch_netns: str | None = None   # set when the underlay is a switch (> 2 hosts)
+
+    @property
+    def mode_info(self) -> Mode:
+        return get_mode(self.cni, self.mode)
+
+    def host(self, name: str) -> HostPlan:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def pod(self, name: str) -> PodPlan:
+        for h in self.hosts:
+            for p in h.pods:
+                if p.name == name:
+                    return p
+        raise KeyError(name)
+
+    def state_dir(self) -> Path:
+        return paths.lab_state_dir() / "lab"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> LabPlan:
+        hosts = tuple(
+            HostPlan(**{**h, "pods": tuple(PodPlan(**p) for p in h["pods"])}) for h in data["hosts"]
+        )
+        return LabPlan(**{**data, "hosts": hosts})
+
+
+def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2) -> LabPlan:
+    """Compute names and addresses; rejects unknown modes and out-of-range sizes."""
+    try:
+        get_mode(cni, mode)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0])) from None
+    if not 2 <= hosts <= MAX_HOSTS:
+        raise InputError(f"--hosts must be from 2 to {MAX_HOSTS}, got {hosts}")
+    if not 1 <= pods_per_host <= MAX_PODS_PER_HOST:
+        raise InputError(f"--pods-per-host must be from 1 to {MAX_PODS_PER_HOST}, "
+                         f"got {pods_per_host}")
+    underlay = list(ipaddress.ip_network(UNDERLAY_CIDR).hosts())
+    pod_net = ipaddress.ip_network(POD_CIDR)
+    host_plans = []
+    for i in range(1, hosts + 1):
+        name = f"h{i}"
+        pods = tuple(
+            PodPlan(name=f"{name}-p{j}", netns=f"{PREFIX}-{name}-p{j}", host=name,
+                    container_id=f"{PREFIX}{i:02d}{j:04d}")
+            for j in range(1, pods_per_host + 1)
+        )
+        host_plans.append(HostPlan(
+            name=name, index=i, netns=f"{PREFIX}-{name}",
+            underlay_ip=str(underlay[9 + i]), underlay_if="eth0",
+            pod_subnet=str(list(pod_net.subnets(new_prefix=24))[i]), pods=pods,
+        ))
+    switch = f"{PREFIX}-sw" if hosts > 2 else None
+    return LabPlan(cni=cni, mode=mode, hosts=tuple(host_plans), switch_netns=switch)
+
+
+def saved_plan_path() -> Path:
+    return paths.lab_state_dir() / "lab" / "plan.json"
+
+
+def load_saved_plan() -> LabPlan | None:
+    """The plan of the lab that is up (or was being built), if any."""
+    path = saved_plan_path()
+    if not path.is_file():
+        return None
+    return LabPlan.from_dict(json.loads(path.read_text(encoding="utf-8")))

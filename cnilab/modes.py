@@ -1,0 +1,81 @@
+"""The CNI mode table (``cnilab/catalog/modes.yml``) as typed objects.
+
+The table is data so that the lab, the reports and the real-cluster roles all
+read one description of each mode instead of scattering per-plugin conditionals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CATALOG = Path(__file__).resolve().parent / "catalog" / "modes.yml"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One (plugin, mode) of the study and the datapath it builds."""
+
+    cni: str
+    name: str
+    encapsulation: str
+    udp_port: int | None
+    vni: int | None
+    mtu: int
+    routing: str
+    policy_engine: str
+    pod_attach: str
+    devices: tuple[str, ...]
+    needs: tuple[str, ...]
+    lab: str
+    fidelity: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.cni}/{self.name}"
+
+    @property
+    def lab_implemented(self) -> bool:
+        return self.lab == "implemented"
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "cni": self.cni, "mode": self.name, "encapsulation": self.encapsulation,
+            "udp_port": self.udp_port, "vni": self.vni, "mtu": self.mtu,
+            "routing": self.routing, "policy_engine": self.policy_engine,
+            "pod_attach": self.pod_attach, "devices": list(self.devices),
+            "lab": self.lab, "fidelity": self.fidelity,
+        }
+
+
+@cache
+def catalog() -> dict[str, dict[str, Mode]]:
+    """All modes, keyed by plugin then mode name."""
+    data = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
+    table: dict[str, dict[str, Mode]] = {}
+    for cni, entry in data["plugins"].items():
+        table[cni] = {}
+        for name, m in entry["modes"].items():
+            table[cni][name] = Mode(
+                cni=cni, name=name, encapsulation=m["encapsulation"], udp_port=m["udp_port"],
+                vni=m["vni"], mtu=int(m["mtu"]), routing=m["routing"],
+                policy_engine=m["policy_engine"], pod_attach=m["pod_attach"],
+                devices=tuple(m["devices"]), needs=tuple(m["needs"]), lab=m["lab"],
+                fidelity=" ".join(str(m["fidelity"]).split()),
+            )
+    return table
+
+
+def get_mode(cni: str, mode: str) -> Mode:
+    """Look up a mode; KeyError with the allowed values if unknown."""
+    table = catalog()
+    if cni not in table:
+        raise KeyError(f"unknown cni '{cni}' (allowed: {', '.join(sorted(table))})")
+    if mode not in table[cni]:
+        allowed = ", ".join(sorted(table[cni]))
+        raise KeyError(f"unknown mode '{mode}' for cni '{cni}' (allowed: {allowed})")
+    return table[cni][mode]

@@ -1,0 +1,225 @@
+"""Experiment specs: loading, validation with FILE:LINE errors, and expansion into cells.
+
+A spec is one YAML file under ``experiments/``. Validation is strict (unknown
+keys are errors, every value is type- and range-checked) because a typo that
+silently falls back to a default produces a plausible but wrong experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnilab.bench.placements import PLACEMENTS
+from cnilab.bench.suites import SUITES
+from cnilab.errors import SpecError
+from cnilab.modes import catalog
+from cnilab.yamlpos import PosDict, PosList, line_of, load_file, load_text
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions"}
+LAB_KEYS = {"hosts", "pods_per_host"}
+MATRIX_KEYS = {"cni", "mode"}
+TEST_KEYS = {"suite", "params"}
+MAX_REPETITIONS = 1000
+
+
+@dataclass(frozen=True)
+class ModeRef:
+    cni: str
+    mode: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.cni}/{self.mode}"
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    suite: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of the matrix; repeated ``repetitions`` times."""
+
+    cni: str
+    mode: str
+    placement: str
+    suite: str
+    params: tuple[tuple[str, Any], ...]
+
+    @property
+    def cell_id(self) -> str:
+        params = ",".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.cni}/{self.mode}/{self.placement}/{self.suite}/{params}"
+
+    def params_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def as_record(self) -> dict[str, Any]:
+        return {"cni": self.cni, "mode": self.mode, "placement": self.placement,
+                "suite": self.suite, "params": self.params_dict()}
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: str
+    text: str
+    name: str
+    description: str
+    hosts: int
+    pods_per_host: int
+    matrix: tuple[ModeRef, ...]
+    placements: tuple[str, ...]
+    tests: tuple[TestSpec, ...]
+    repetitions: int
+    sha256: str = field(default="")
+
+    def cells(self) -> list[Cell]:
+        """Every (mode, placement, test, parameter combination), in a stable order."""
+        out: list[Cell] = []
+        for ref in self.matrix:
+            for test in self.tests:
+                for combo in expand_params(test.params):
+                    for placement in self.placements:
+                        out.append(Cell(ref.cni, ref.mode, placement, test.suite, combo))
+        return out
+
+
+def expand_params(params: dict[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
+    """Cross product of list-valued parameters (a scalar is a one-value list)."""
+    names = sorted(params)
+    values = [params[n] if isinstance(params[n], list) else [params[n]] for n in names]
+    return [tuple(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+class _Validator:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, container: Any, key: str | int | None, message: str) -> SpecError:
+        return SpecError(self.path, line_of(container, key), message)
+
+    def mapping(self, value: Any, where: Any, key: str | int | None, field_name: str,
+                allowed: set[str], required: set[str]) -> PosDict:
+        if not isinstance(value, PosDict):
+            raise self.fail(where, key, f"'{field_name}' must be a mapping")
+        for k in value:
+            if k not in allowed:
+                raise self.fail(value, k, f"unknown key '{k}' in {field_name} "
+                                f"(allowed: {', '.join(sorted(allowed))})")
+        for k in sorted(required):
+            if k not in value:
+                raise self.fail(value, None, f"'{field_name}' is missing required key '{k}'")
+        return value
+
+    def sequence(self, value: Any, where: Any, key: str, field_name: str) -> PosList:
+        if not isinstance(value, PosList) or not value:
+            raise self.fail(where, key, f"'{field_name}' must be a non-empty list")
+        return value
+
+    def integer(self, value: Any, where: Any, key: str, field_name: str, lo: int,
+                hi: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise self.fail(where, key, f"'{field_name}' must be an integer from {lo} to {hi}, "
+                            f"got {value!r}")
+        return value
+
+    def string(self, value: Any, where: Any, key: str | int, field_name: str,
+               choices: list[str] | None = None) -> str:
+        if not isinstance(value, str):
+            raise self.fail(where, key, f"'{field_name}' must be a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(where, key, f"'{field_name}' must be one of {', '.join(choices)}; "
+                            f"got '{value}'")
+        return value
+
+
+def parse_spec(data: Any, path: str, text: str) -> Spec:
+    """Validate parsed YAML and build a Spec; raises SpecError at the first problem."""
+    v = _Validator(path)
+    if not isinstance(data, PosDict):
+        raise SpecError(path, line_of(data) or 1, "a spec must be a YAML mapping")
+    top = v.mapping(data, data, None, "spec", TOP_KEYS,
+                    {"name", "matrix", "placements", "tests", "repetitions"})
+    name = v.string(top["name"], top, "name", "name")
+    if not NAME_RE.match(name):
+        raise v.fail(top, "name", "'name' must be lowercase letters, digits, '-' or '_' "
+                     f"(max 63), got '{name}'")
+    description = v.string(top.get("description", ""), top, "description", "description")
+
+    hosts, pods = 2, 2
+    if "lab" in top:
+        lab = v.mapping(top["lab"], top, "lab", "lab", LAB_KEYS, set())
+        if "hosts" in lab:
+            hosts = v.integer(lab["hosts"], lab, "hosts", "lab.hosts", 2, 8)
+        if "pods_per_host" in lab:
+            pods = v.integer(lab["pods_per_host"], lab, "pods_per_host", "lab.pods_per_host",
+                             2, 60)
+
+    table = catalog()
+    matrix: list[ModeRef] = []
+    entries = v.sequence(top["matrix"], top, "matrix", "matrix")
+    for i, entry in enumerate(entries):
+        where = f"matrix[{i}]"
+        item = v.mapping(entry, entries, i, where, MATRIX_KEYS, MATRIX_KEYS)
+        cni = v.string(item["cni"], item, "cni", f"{where}.cni", sorted(table))
+        mode = v.string(item["mode"], item, "mode", f"{where}.mode", sorted(table[cni]))
+        ref = ModeRef(cni, mode)
+        if ref in matrix:
+            raise v.fail(item, None, f"{where}: {ref.key} is listed twice")
+        matrix.append(ref)
+
+    placements: list[str] = []
+    plist = v.sequence(top["placements"], top, "placements", "placements")
+    for i, value in enumerate(plist):
+        placement = v.string(value, plist, i, f"placements[{i}]", list(PLACEMENTS))
+        if placement in placements:
+            raise v.fail(plist, i, f"placements[{i}]: '{placement}' is listed twice")
+        placements.append(placement)
+
+    tests: list[TestSpec] = []
+    tlist = v.sequence(top["tests"], top, "tests", "tests")
+    for i, entry in enumerate(tlist):
+        where = f"tests[{i}]"
+        item = v.mapping(entry, tlist, i, where, TEST_KEYS, {"suite"})
+        suite_name = v.string(item["suite"], item, "suite", f"{where}.suite", sorted(SUITES))
+        suite = SUITES[suite_name]
+        params: dict[str, Any] = {}
+        if "params" in item:
+            given = v.mapping(item["params"], item, "params", f"{where}.params",
+                              set(suite.params), set())
+            for pname, value in given.items():
+                pspec = suite.params[pname]
+                values = value if isinstance(value, list) else [value]
+                if isinstance(value, list) and not value:
+                    raise v.fail(given, pname, f"{where}.params.{pname}: empty list")
+                for one in values:
+                    problem = pspec.check(one)
+                    if problem:
+                        raise v.fail(given, pname, f"{where}.params.{pname} {problem}")
+                params[pname] = list(value) if isinstance(value, list) else value
+        tests.append(TestSpec(suite_name, params))
+
+    repetitions = v.integer(top["repetitions"], top, "repetitions", "repetitions", 1,
+                            MAX_REPETITIONS)
+    return Spec(path=path, text=text, name=name, description=description, hosts=hosts,
+                pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
+                tests=tuple(tests), repetitions=repetitions,
+                sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def load_spec(path: Path) -> Spec:
+    """Read, parse and validate a spec file."""
+    data, text = load_file(path)
+    return parse_spec(data, str(path), text)
+
+
+def load_spec_text(text: str, name: str = "<spec>") -> Spec:
+    return parse_spec(load_text(text, name), name, text)

@@ -1,0 +1,40 @@
+"""The interface every target implements for the benchmark engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from cnilab.bench.executor import Endpoint, Executor
+
+
+class Target(ABC):
+    """A place where one (cni, mode) can be brought up, measured and torn down."""
+
+    kind: str
+    emulation: bool
+
+    @abstractmethod
+    def up(self, cni: str, mode: str, *, hosts: int, pods_per_host: int,
+           ansible_dir: Path) -> None:
+        """Bring the datapath up (idempotent; replaces a stale one of the same target)."""
+
+    @abstractmethod
+    def down(self, *, ansible_dir: Path | None = None) -> None:
+        """Remove everything ``up`` created; safe to call at any time."""
+
+    @abstractmethod
+    def endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
+        """(client, server) for a placement."""
+
+    @abstractmethod
+    def executor(self) -> Executor: ...
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """What the datapath looks like now (devices, routes, MTUs), for the run directory."""
+
+    @abstractmethod
+    def fidelity(self) -> list[str]:
+        """What is real and what is emulated, for reports."""

@@ -1,0 +1,82 @@
+"""The netns lab as a benchmark target: built and removed through the lab playbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cnilab.ansible_engine import Progress, run_playbook
+from cnilab.bench.executor import Endpoint, Executor, NetnsExecutor
+from cnilab.errors import CnilabError, InputError
+from cnilab.lab import core, status
+from cnilab.lab.datapaths import datapath_for
+from cnilab.lab.plan import LabPlan, make_plan
+from cnilab.targets.base import Target
+
+PLAYBOOK = "lab-netns.yml"
+LAB_NOTE = ("The netns lab is an emulation: hosts and pods are network namespaces on one "
+            "machine; kernel objects, CNI reference plugins and routing daemons are real, the "
+            "CNI agents and Kubernetes are not run, and all 'hosts' share one CPU set and one "
+            "kernel.")
+
+
+class NetnsTarget(Target):
+    kind = "netns"
+    emulation = True
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.plan: LabPlan | None = None
+        self.progress = progress or Progress()
+
+    def up(self, cni: str, mode: str, *, hosts: int, pods_per_host: int,
+           ansible_dir: Path) -> None:
+        plan = make_plan(cni, mode, hosts, pods_per_host)
+        datapath_for(plan)  # refuse unbuildable modes before touching anything
+        if core.lab_namespaces(plan.prefix):
+            self.down(ansible_dir=ansible_dir)
+        run_playbook(PLAYBOOK, private_data_dir=ansible_dir,
+                     extravars={"lab_netns_state": "present", "lab_netns_plan": plan.to_dict()},
+                     progress=self.progress, ident=f"up-{cni}-{mode}")
+        self.plan = plan
+
+    def down(self, *, ansible_dir: Path | None = None) -> None:
+        if ansible_dir is None:
+            core.down()
+        else:
+            run_playbook(PLAYBOOK, private_data_dir=ansible_dir,
+                         extravars={"lab_netns_state": "absent"}, progress=self.progress,
+                         ident="down")
+        self.plan = None
+
+    def _plan(self) -> LabPlan:
+        if self.plan is None:
+            raise CnilabError("the netns lab is not up")
+        return self.plan
+
+    def endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
+        plan = self._plan()
+        h1, h2 = plan.hosts[0], plan.hosts[1]
+
+        def pod(host_index: int, pod_index: int) -> Endpoint:
+            host = plan.hosts[host_index]
+            p = host.pods[pod_index]
+            return Endpoint(p.name, host.name, core.pod_address(plan, p), "pod", p.netns)
+
+        if placement == "intra-host":
+            return pod(0, 0), pod(0, 1)
+        if placement == "inter-host":
+            return pod(0, 0), pod(1, 0)
+        if placement == "underlay":
+            return (Endpoint(h1.name, h1.name, h1.underlay_ip, "host", h1.netns),
+                    Endpoint(h2.name, h2.name, h2.underlay_ip, "host", h2.netns))
+        raise InputError(f"the netns lab has no placement '{placement}'")
+
+    def executor(self) -> Executor:
+        return NetnsExecutor()
+
+    def snapshot(self) -> dict[str, Any]:
+        return status.lab_status(self._plan())
+
+    def fidelity(self) -> list[str]:
+        plan = self._plan()
+        return [LAB_NOTE, plan.mode_info.fidelity, *datapath_for(plan).notes()]

@@ -1,0 +1,46 @@
+"""Shared fixtures: root detection, an isolated lab state dir, the cnilab CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="needs root: network namespaces, iptables")
+    for item in items:
+        if "root" in item.keywords and not IS_ROOT:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def cli() -> object:
+    """Run the installed ``cnilab`` console script; returns CompletedProcess."""
+
+    def run(*args: str, timeout: float = 600, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        exe = Path(sys.executable).with_name("cnilab")
+        return subprocess.run([str(exe), *args], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+
+    return run
+
+
+@pytest.fixture
+def clean_lab() -> Iterator[None]:
+    """Guarantee no lab before and after a test that builds one (and fail on leftovers)."""
+    from cnilab.lab import core
+
+    core.down()
+    yield
+    left = core.leftovers()
+    core.down()
+    assert not any(left.values()), f"lab left objects behind: {left}"

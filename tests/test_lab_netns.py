@@ -1,0 +1,90 @@
+"""The netns lab built for real (root): CNI plugins, VXLAN datapath, idempotence, teardown."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cnilab.ansible_engine import Progress, run_playbook
+from cnilab.lab import core, sh
+from cnilab.lab.plan import make_plan
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+def _link_stats(netns: str, dev: str) -> dict[str, int]:
+    data = json.loads(sh.ip(netns, "-j", "-s", "link", "show", dev).stdout)[0]
+    return {"tx": data["stats64"]["tx"]["packets"], "rx": data["stats64"]["rx"]["packets"]}
+
+
+def test_lab_up_status_idempotent_down(cli, clean_lab: None, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc = cli("lab", "up", "--lab", "netns", "--cni", "flannel", "--mode", "vxlan", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "flannel.1" in proc.stdout and "vni 1 port 8472 learning False" in proc.stdout
+
+    status = json.loads(cli("lab", "status", "--json").stdout)
+    assert status["emulation"] is True and status["cni"] == "flannel"
+    for host in status["hosts"]:
+        devices = {d["name"]: d for d in host["devices"]}
+        assert devices["flannel.1"]["mtu"] == 1450 and devices["cni0"]["kind"] == "bridge"
+        assert {p["mtu"] for p in host["pods"]} == {1450}
+        assert host["iptables_rules"]["filter"] >= 3  # FLANNEL-FWD and its jump
+
+    # Pods were attached by the real bridge plugin: host-local leases on disk.
+    leases = list(Path("/run/cnilab/lab/ipam/h1/cbr0").glob("10.244.1.*"))
+    assert len(leases) == 2
+
+    # Inter-host pod traffic crosses flannel.1 (encapsulated), intra-host does not.
+    plan = make_plan("flannel", "vxlan")
+    h1 = plan.hosts[0]
+    before = _link_stats(h1.netns, "flannel.1")
+    remote = core.pod_address(plan, plan.hosts[1].pods[0])
+    local = core.pod_address(plan, h1.pods[1])
+    sh.run(sh.in_netns(h1.pods[0].netns, ["ping", "-c", "3", "-i", "0.2", "-q", local]))
+    assert _link_stats(h1.netns, "flannel.1")["tx"] == before["tx"]
+    sh.run(sh.in_netns(h1.pods[0].netns, ["ping", "-c", "3", "-i", "0.2", "-q", remote]))
+    assert _link_stats(h1.netns, "flannel.1")["tx"] >= before["tx"] + 3
+
+    # A second run of the playbook changes nothing.
+    result = run_playbook("lab-netns.yml", private_data_dir=tmp_path,
+                          extravars={"lab_netns_state": "present",
+                                     "lab_netns_plan": plan.to_dict()},
+                          progress=Progress(io.StringIO()))
+    assert result.ok and result.changed_count() == 0
+
+    proc = cli("lab", "down", "--quiet")
+    assert proc.returncode == 0 and "removed" in proc.stdout
+    assert not any(core.leftovers().values())
+    proc = cli("lab", "down", "--quiet")  # idempotent
+    assert proc.returncode == 0 and "no netns lab was up" in proc.stdout
+
+
+def test_unknown_mode_refused_nothing_created(cli, clean_lab: None) -> None:  # type: ignore[no-untyped-def]
+    proc = cli("lab", "up", "--cni", "flannel", "--mode", "udp")
+    assert proc.returncode == 2
+    assert "unknown mode 'udp' for cni 'flannel' (allowed: host-gw, vxlan)" in proc.stderr
+    assert not core.lab_namespaces()
+
+
+def test_lab_killed_mid_build_then_down_leaves_nothing(cli, clean_lab: None) -> None:  # type: ignore[no-untyped-def]
+    exe = Path(sys.executable).with_name("cnilab")
+    proc = subprocess.Popen([str(exe), "lab", "up", "--cni", "flannel", "--mode", "vxlan",
+                             "--quiet"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not core.lab_namespaces():
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert core.lab_namespaces(), "the build should have started before the kill"
+    down = cli("lab", "down", "--quiet")
+    assert down.returncode == 0, down.stderr
+    assert not any(core.leftovers().values())

@@ -1,0 +1,161 @@
+"""End to end on the netns lab: run, report, resume after SIGKILL, failed measurements."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cnilab.bench.engine import RunReporter, build_manifest, execute, plan_measurements
+from cnilab.bench.executor import Endpoint
+from cnilab.lab import core
+from cnilab.pins import load_pins
+from cnilab.rundir import RunDir
+from cnilab.spec import load_spec_text
+from cnilab.targets.netns import NetnsTarget
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+SPEC = """\
+name: e2e
+matrix:
+  - cni: flannel
+    mode: vxlan
+placements: [intra-host, inter-host, underlay]
+tests:
+  - suite: iperf3-tcp
+    params: {duration_s: 1, omit_s: 0}
+repetitions: REPS
+"""
+
+
+def _write_spec(tmp_path: Path, reps: int) -> Path:
+    path = tmp_path / "e2e.yaml"
+    path.write_text(SPEC.replace("REPS", str(reps)), encoding="utf-8")
+    return path
+
+
+def _iperf3_processes() -> list[str]:
+    out = subprocess.run(["pgrep", "-a", "iperf3"], capture_output=True, text=True).stdout
+    return out.splitlines()
+
+
+def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = _write_spec(tmp_path, 2)
+    proc = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    assert "[6/6]" in proc.stderr  # progress lines
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["target"] == {"kind": "netns", "emulation": True}
+    assert manifest["spec"]["sha256"] and "name: e2e" in manifest["spec"]["text"]
+    assert manifest["tools"]["iperf3"]["reported"] == manifest["pins"]["tools"]["iperf3"]["version"]
+    assert manifest["machine"]["cores"] >= 1 and manifest["machine"]["kernel"]
+    assert "flannel/vxlan" in manifest["fidelity"]
+    assert manifest["lab_snapshots"]["flannel/vxlan"].startswith("lab/")
+
+    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 6
+    assert {r["cell"]["placement"] for r in records} == {"intra-host", "inter-host", "underlay"}
+    for r in records:
+        assert r["status"] == "ok", r["error"]
+        assert 0.05 < r["metrics"]["throughput_gbps"] < 500
+        assert (run_dir / r["raw"]["client"]).is_file()
+        assert r["commands"]["client"][0] == "iperf3" and "--json" in r["commands"]["client"]
+        assert r["params"]["port"] == 5201
+    # interleaved order: repetition 1 of every cell before repetition 2
+    assert [r["repetition"] for r in records] == [1, 1, 1, 2, 2, 2]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "complete" and state["completed"] == 6
+    assert list((run_dir / "ansible").iterdir())
+
+    rep = cli("report", str(run_dir))
+    assert rep.returncode == 0, rep.stderr
+    report = (run_dir / "report.md").read_text()
+    assert run_dir.name in report and "an emulation" in report
+    assert (run_dir / "throughput.png").stat().st_size > 5000
+    assert not _iperf3_processes()
+
+
+def test_resume_after_sigkill_repeats_nothing(cli, clean_lab: None, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = _write_spec(tmp_path, 3)
+    out = tmp_path / "runs"
+    exe = Path(sys.executable).with_name("cnilab")
+    proc = subprocess.Popen([str(exe), "run", str(spec), "--lab", "netns", "--out", str(out)],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    results = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = list(out.glob("*/results.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            results = found[0]
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert results is not None, "the run never recorded three measurements"
+    kept = results.read_text().splitlines()
+    assert 3 <= len(kept) < 9
+
+    resumed = cli("run", str(spec), "--lab", "netns", "--resume", str(results.parent))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "already recorded, not repeated" in resumed.stderr
+    final = [json.loads(line) for line in results.read_text().splitlines()]
+    assert final[: len(kept)] == [json.loads(line) for line in kept]  # nothing lost or rewritten
+    counts = Counter(r["key"] for r in final)
+    assert len(counts) == 9 and set(counts.values()) == {1}
+    assert all(r["status"] == "ok" for r in final)
+    assert [r["seq"] for r in final] == list(range(1, 10))
+    assert not _iperf3_processes()
+
+
+def test_resume_with_other_spec_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = RunDir.create(tmp_path, "r")
+    run.write_manifest({"spec": {"sha256": "0" * 64}})
+    proc = cli("run", str(_write_spec(tmp_path, 2)), "--resume", str(run.path))
+    assert proc.returncode == 2 and "sha256 mismatch" in proc.stderr
+
+
+class _BrokenUnderlay(NetnsTarget):
+    """The real lab, except that the underlay server address is not on any host."""
+
+    def endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
+        client, server = super().endpoints(placement)
+        if placement == "underlay":
+            server = Endpoint(server.name, server.host, "10.99.0.250", "host", server.netns)
+        return client, server
+
+
+def test_failed_measurement_recorded_and_run_goes_on(clean_lab: None, tmp_path: Path) -> None:
+    spec = load_spec_text(SPEC.replace("REPS", "1"), "e2e.yaml")
+    target = _BrokenUnderlay()
+    run = RunDir.create(tmp_path, "r")
+    run.write_manifest(build_manifest(spec, load_pins(), target, run, ["test"]))
+    lines: list[str] = []
+
+    class Capture(RunReporter):
+        def line(self, text: str) -> None:
+            lines.append(text)
+
+    outcome = execute(spec, target, run, reporter=Capture())
+    records: list[dict[str, Any]] = list(run.results())
+    assert len(records) == len(plan_measurements(spec)) == 3
+    by_place = {r["cell"]["placement"]: r for r in records}
+    assert by_place["intra-host"]["status"] == "ok" and by_place["inter-host"]["status"] == "ok"
+    failed = by_place["underlay"]
+    assert failed["status"] == "failed"
+    assert "server exited" in failed["error"] and "10.99.0.250" in " ".join(
+        failed["commands"]["server"])
+    assert outcome.failures and not outcome.ok
+    assert any("FAILED" in line for line in lines)
+    assert not any(core.leftovers().values())
