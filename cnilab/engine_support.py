@@ -36,12 +36,12 @@ def preflight_netns(spec: Spec) -> None:
     if os.geteuid() != 0:
         raise CapabilityError("the netns lab needs root")
     for ref in spec.matrix:
-        plan = make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host)
-        datapath_for(plan)
+        plan = make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host, ref.policy)
         lacking = capabilities.missing(plan.mode_info.needs)
         if lacking:
             raise CapabilityError(f"{ref.key} needs kernel features this machine lacks: "
-                                  + ", ".join(c.name for c in lacking))
+                                  + ", ".join(f"{c.name} ({c.detail})" for c in lacking))
+        datapath_for(plan)
 
 
 def start_or_resume(

@@ -29,6 +29,8 @@ class Mode:
     routing: str
     policy_engine: str
     pod_attach: str
+    pod_block_prefix: int
+    policy_options: tuple[bool, ...]
     devices: tuple[str, ...]
     needs: tuple[str, ...]
     lab: str
@@ -47,7 +49,9 @@ class Mode:
             "cni": self.cni, "mode": self.name, "encapsulation": self.encapsulation,
             "udp_port": self.udp_port, "vni": self.vni, "mtu": self.mtu,
             "routing": self.routing, "policy_engine": self.policy_engine,
-            "pod_attach": self.pod_attach, "devices": list(self.devices),
+            "pod_attach": self.pod_attach, "pod_block_prefix": self.pod_block_prefix,
+            "policy": ["on" if p else "off" for p in self.policy_options],
+            "devices": list(self.devices),
             "lab": self.lab, "fidelity": self.fidelity,
         }
 
@@ -64,6 +68,8 @@ def catalog() -> dict[str, dict[str, Mode]]:
                 cni=cni, name=name, encapsulation=m["encapsulation"], udp_port=m["udp_port"],
                 vni=m["vni"], mtu=int(m["mtu"]), routing=m["routing"],
                 policy_engine=m["policy_engine"], pod_attach=m["pod_attach"],
+                pod_block_prefix=int(m["pod_block_prefix"]),
+                policy_options=tuple(p == "on" for p in m["policy"]),
                 devices=tuple(m["devices"]), needs=tuple(m["needs"]), lab=m["lab"],
                 fidelity=" ".join(str(m["fidelity"]).split()),
             )

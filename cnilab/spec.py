@@ -23,19 +23,22 @@ from cnilab.yamlpos import PosDict, PosList, line_of, load_file, load_text
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions"}
 LAB_KEYS = {"hosts", "pods_per_host"}
-MATRIX_KEYS = {"cni", "mode"}
+MATRIX_KEYS = {"cni", "mode", "policy"}
 TEST_KEYS = {"suite", "params"}
 MAX_REPETITIONS = 1000
 
 
 @dataclass(frozen=True)
 class ModeRef:
+    """One matrix entry: a plugin, its mode, and whether network policy is enforced."""
+
     cni: str
     mode: str
+    policy: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.cni}/{self.mode}"
+        return f"{self.cni}/{self.mode}{'+policy' if self.policy else ''}"
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,23 @@ class Cell:
     placement: str
     suite: str
     params: tuple[tuple[str, Any], ...]
+    policy: bool = False
+
+    @property
+    def mode_key(self) -> str:
+        return ModeRef(self.cni, self.mode, self.policy).key
 
     @property
     def cell_id(self) -> str:
         params = ",".join(f"{k}={v}" for k, v in self.params)
-        return f"{self.cni}/{self.mode}/{self.placement}/{self.suite}/{params}"
+        return f"{self.mode_key}/{self.placement}/{self.suite}/{params}"
 
     def params_dict(self) -> dict[str, Any]:
         return dict(self.params)
 
     def as_record(self) -> dict[str, Any]:
-        return {"cni": self.cni, "mode": self.mode, "placement": self.placement,
-                "suite": self.suite, "params": self.params_dict()}
+        return {"cni": self.cni, "mode": self.mode, "policy": self.policy,
+                "placement": self.placement, "suite": self.suite, "params": self.params_dict()}
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,8 @@ class Spec:
             for test in self.tests:
                 for combo in expand_params(test.params):
                     for placement in self.placements:
-                        out.append(Cell(ref.cni, ref.mode, placement, test.suite, combo))
+                        out.append(Cell(ref.cni, ref.mode, placement, test.suite, combo,
+                                        ref.policy))
         return out
 
 
@@ -168,10 +177,22 @@ def parse_spec(data: Any, path: str, text: str) -> Spec:
     entries = v.sequence(top["matrix"], top, "matrix", "matrix")
     for i, entry in enumerate(entries):
         where = f"matrix[{i}]"
-        item = v.mapping(entry, entries, i, where, MATRIX_KEYS, MATRIX_KEYS)
+        item = v.mapping(entry, entries, i, where, MATRIX_KEYS, {"cni", "mode"})
         cni = v.string(item["cni"], item, "cni", f"{where}.cni", sorted(table))
         mode = v.string(item["mode"], item, "mode", f"{where}.mode", sorted(table[cni]))
-        ref = ModeRef(cni, mode)
+        policy = False
+        if "policy" in item:
+            # YAML 1.1 reads a bare on/off as a boolean; accept both spellings.
+            raw = item["policy"]
+            words = {True: True, False: False, "on": True, "off": False}
+            if not isinstance(raw, bool | str) or raw not in words:
+                raise v.fail(item, "policy", f"'{where}.policy' must be on or off, got {raw!r}")
+            policy = words[raw]
+            allowed = table[cni][mode].policy_options
+            if policy not in allowed:
+                raise v.fail(item, "policy", f"'{where}.policy': {cni}/{mode} supports only "
+                             f"policy {', '.join('on' if p else 'off' for p in allowed)}")
+        ref = ModeRef(cni, mode, policy)
         if ref in matrix:
             raise v.fail(item, None, f"{where}: {ref.key} is listed twice")
         matrix.append(ref)

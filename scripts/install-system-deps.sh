@@ -50,6 +50,13 @@ case "${ID:-unknown}" in
     ;;
 esac
 
+export DEBIAN_FRONTEND=noninteractive
+# apt_components.py below needs a Python; minimal images may have none yet.
+if ! command -v python3 >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -60,7 +67,6 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 
 python3 "$here/apt_components.py" "$extra_component"
-export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # --no-install-recommends keeps the set small and predictable.
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnilab import machine, toolversions
+from cnilab.ansible_engine import Interrupted
 from cnilab.bench.executor import Endpoint, Executor, ExecutorError
 from cnilab.bench.parsers import ParseError
 from cnilab.bench.suites import get_suite
@@ -50,7 +51,7 @@ def plan_measurements(spec: Spec) -> list[Measurement]:
     cells = spec.cells()
     order: list[Measurement] = []
     for ref in spec.matrix:
-        group = [c for c in cells if (c.cni, c.mode) == (ref.cni, ref.mode)]
+        group = [c for c in cells if c.mode_key == ref.key]
         for rep in range(1, spec.repetitions + 1):
             order.extend(Measurement(c, rep) for c in group)
     return order
@@ -61,7 +62,8 @@ def _now() -> str:
 
 
 def _endpoint_record(e: Endpoint) -> dict[str, Any]:
-    return {"name": e.name, "host": e.host, "address": e.address, "kind": e.kind}
+    return {"name": e.name, "host": e.host, "address": e.address, "kind": e.kind,
+            "listen_address": e.listen_address}
 
 
 def measure(
@@ -78,7 +80,7 @@ def measure(
     suite = get_suite(cell.suite)
     resolved = suite.resolve(cell.params_dict())
     inv = suite.invocation(client, server, resolved)
-    cell_slug = slug(f"{cell.cni}-{cell.mode}-{cell.placement}-{cell.suite}")
+    cell_slug = slug(f"{cell.mode_key.replace('/', '-')}-{cell.placement}-{cell.suite}")
     client_raw = run.raw_path(seq, cell_slug, measurement.repetition, "client", "json")
     server_raw = run.raw_path(seq, cell_slug, measurement.repetition, "server", "json")
     record: dict[str, Any] = {
@@ -171,7 +173,8 @@ class RunReporter:
 
     def measured(self, index: int, total: int, record: dict[str, Any]) -> None:
         cell = record["cell"]
-        head = (f"[{index}/{total}] {cell['cni']}/{cell['mode']} {cell['placement']} "
+        label = f"{cell['cni']}/{cell['mode']}{'+policy' if cell.get('policy') else ''}"
+        head = (f"[{index}/{total}] {label} {cell['placement']} "
                 f"{cell['suite']} r{record['repetition']}")
         if record["status"] == "ok":
             value = record["metrics"].get("throughput_gbps")
@@ -232,13 +235,13 @@ def execute(
     measured = 0
     try:
         for ref in spec.matrix:
-            group = [m for m in todo if (m.cell.cni, m.cell.mode) == (ref.cni, ref.mode)]
+            group = [m for m in todo if m.cell.mode_key == ref.key]
             if not group:
                 continue
-            ansible_dir = run.ansible_dir / slug(f"{ref.cni}-{ref.mode}")
+            ansible_dir = run.ansible_dir / slug(ref.key.replace("/", "-"))
             reporter.line(f"lab up: {ref.key} on the {target.kind} lab")
-            target.up(ref.cni, ref.mode, hosts=spec.hosts, pods_per_host=spec.pods_per_host,
-                      ansible_dir=ansible_dir)
+            target.up(ref.cni, ref.mode, policy=ref.policy, hosts=spec.hosts,
+                      pods_per_host=spec.pods_per_host, ansible_dir=ansible_dir)
             try:
                 _record_snapshot(run, ref.key, target)
                 executor = target.executor()
@@ -258,7 +261,7 @@ def execute(
             finally:
                 reporter.line(f"lab down: {ref.key}")
                 target.down(ansible_dir=ansible_dir)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         save_state("interrupted")
         raise
     except CnilabError:

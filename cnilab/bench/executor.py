@@ -26,8 +26,13 @@ class Endpoint:
     name: str          # e.g. "h1-p1" or "h1"
     host: str          # the (emulated) node it is on
     address: str       # IPv4 address peers connect to
-    kind: str          # "pod" | "host"
+    kind: str          # "pod" | "host" | "service"
     netns: str | None = None
+    bind_address: str | None = None   # where the server listens, if not ``address`` (Services)
+
+    @property
+    def listen_address(self) -> str:
+        return self.bind_address or self.address
 
 
 @dataclass

@@ -63,7 +63,8 @@ class Iperf3Tcp(Suite):
     def invocation(self, client: Endpoint, server: Endpoint, params: dict[str, Any]) -> Invocation:
         p = self.resolve(params)
         port = int(p["port"])
-        server_argv = ["iperf3", "--server", "--one-off", "--json", "--bind", server.address,
+        server_argv = ["iperf3", "--server", "--one-off", "--json", "--bind",
+                       server.listen_address,
                        "--port", str(port)]
         client_argv = ["iperf3", "--client", server.address, "--port", str(port), "--json",
                        "--time", str(p["duration_s"]), "--omit", str(p["omit_s"]),

@@ -67,7 +67,7 @@ def run_step(
     if check_mode:
         return {"changed": not _is_built(plan)}
     builders = {"hosts": core.ensure_hosts, "datapath": core.ensure_datapath,
-                "pods": core.ensure_pods}
+                "pods": core.ensure_pods, "endpoints": core.ensure_endpoints}
     if step not in builders:
         raise CnilabError(f"unknown step '{step}'")
     return {"changed": builders[step](plan)}

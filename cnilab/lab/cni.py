@@ -31,11 +31,17 @@ def invoke(
     pod_netns: str,
     container_id: str,
     ifname: str,
+    plugin_name: str | None = None,
 ) -> dict[str, Any]:
-    """Run one plugin (``conf['type']``) for one container; returns its JSON result (ADD)."""
-    plugin = paths.cni_plugin_dir() / str(conf["type"])
+    """Run one plugin for one container; returns its JSON result (ADD).
+
+    The binary is ``conf['type']``, or ``plugin_name`` when a runtime-side
+    component calls an IPAM plugin directly (as Calico's and Cilium's CNI
+    plugins do with their IPAM), passing the whole network config.
+    """
+    plugin = paths.cni_plugin_dir() / str(plugin_name or conf["type"])
     if not plugin.is_file():
-        raise CniError(f"CNI plugin '{conf['type']}' not found in {paths.cni_plugin_dir()} "
+        raise CniError(f"CNI plugin '{plugin.name}' not found in {paths.cni_plugin_dir()} "
                        "(install containernetworking-plugins or set CNILAB_CNI_PATH)")
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -53,7 +59,7 @@ def invoke(
             detail = f"{err.get('msg', '')} {err.get('details', '')}".strip()
         except json.JSONDecodeError:
             detail = (proc.stderr or proc.stdout).strip()
-        raise CniError(f"CNI {command} with plugin '{conf['type']}' for {pod_netns} failed: "
+        raise CniError(f"CNI {command} with plugin '{plugin.name}' for {pod_netns} failed: "
                        f"{detail}")
     if command != "ADD" or not proc.stdout.strip():
         return {}

@@ -19,11 +19,9 @@ from typing import Any
 
 from cnilab import paths
 from cnilab.errors import CapabilityError, CnilabError, InputError
-from cnilab.lab import capabilities, cni, hosts, sh
+from cnilab.lab import capabilities, hosts, sh
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import PREFIX, HostPlan, LabPlan, PodPlan, load_saved_plan, saved_plan_path
-
-CNI_SPEC_VERSION = "1.0.0"
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -37,12 +35,12 @@ def preflight(plan: LabPlan) -> None:
     """Refuse up front, naming what is missing, before anything is created."""
     if os.geteuid() != 0:
         raise CapabilityError("the netns lab needs root (network namespaces, iptables)")
-    datapath_for(plan)  # refuses modes the lab cannot build yet
     lacking = capabilities.missing(plan.mode_info.needs)
     if lacking:
         names = "; ".join(f"{c.name} ({c.detail})" for c in lacking)
         raise CapabilityError(f"{plan.cni}/{plan.mode} needs kernel features this machine "
                               f"lacks: {names}")
+    datapath_for(plan)  # refuses modes the lab cannot build yet
     absent = capabilities.cni_plugins_present()
     if absent:
         raise CapabilityError(f"CNI reference plugins missing in {paths.cni_plugin_dir()}: "
@@ -80,10 +78,7 @@ def attach_pod(plan: LabPlan, host: HostPlan, pod: PodPlan) -> dict[str, Any]:
     """Create the pod's namespace and run CNI ADD for it, as the runtime does."""
     datapath = datapath_for(plan)
     sh.run(["ip", "netns", "add", pod.netns])
-    cni.add_loopback(host_netns=host.netns, pod_netns=pod.netns,
-                     container_id=pod.container_id, cni_version=CNI_SPEC_VERSION)
-    result = cni.add_list(datapath.pod_conflist(host), host_netns=host.netns,
-                          pod_netns=pod.netns, container_id=pod.container_id, ifname=pod.ifname)
+    result = datapath.attach_pod(host, pod)
     _atomic_write(_pod_result_path(plan, pod), json.dumps(result, indent=2))
     return result
 
@@ -100,6 +95,20 @@ def ensure_pods(plan: LabPlan) -> bool:
                 sh.run(["ip", "netns", "del", pod.netns])
             attach_pod(plan, host, pod)
             changed = True
+    return changed
+
+
+def ensure_endpoints(plan: LabPlan) -> bool:
+    """Step 4: per-endpoint datapath (eBPF, policy chains) and the kube-proxy Service."""
+    from cnilab.lab import kube_proxy
+
+    datapath = datapath_for(plan)
+    addresses = {p.name: pod_address(plan, p) for h in plan.hosts for p in h.pods}
+    changed = False
+    for host in plan.hosts:
+        changed |= datapath.after_pods(host, addresses)
+    for host in plan.hosts:
+        changed |= kube_proxy.ensure_node_rules(plan, host, addresses)
     return changed
 
 

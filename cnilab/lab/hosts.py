@@ -91,12 +91,17 @@ def _ensure_underlay(plan: LabPlan) -> bool:
                                                 f"link set {port} up"])
                 changed = True
     plen = _prefix_len(plan)
+    # Like a real node, each host has a default route (via an underlay gateway
+    # address that nothing answers: the lab has no outside). Proxy-ARP designs
+    # such as Calico's rely on the host having a route to the pods' gateway.
+    gateway = next(ipaddress.ip_network(plan.underlay_cidr).hosts())
     for host in plan.hosts:
         addrs = sh.ip(host.netns, "-o", "-4", "addr", "show", "dev", host.underlay_if).stdout
         if f"{host.underlay_ip}/{plen}" not in addrs:
             sh.ip_batch(host.netns, [
                 f"addr add {host.underlay_ip}/{plen} dev {host.underlay_if}",
                 f"link set {host.underlay_if} mtu 1500 up",
+                f"route add default via {gateway} dev {host.underlay_if}",
             ])
             changed = True
     return changed

@@ -57,6 +57,7 @@ class LabPlan:
     pod_cidr: str = POD_CIDR
     service_cidr: str = SERVICE_CIDR
     switch_netns: str | None = None   # set when the underlay is a switch (> 2 hosts)
+    policy: bool = False              # network policy enforcement on (modes that offer it)
 
     @property
     def mode_info(self) -> Mode:
@@ -92,19 +93,26 @@ class LabPlan:
         return LabPlan(**{**data, "hosts": hosts})
 
 
-def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2) -> LabPlan:
+def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
+              policy: bool = False) -> LabPlan:
     """Compute names and addresses; rejects unknown modes and out-of-range sizes."""
     try:
-        get_mode(cni, mode)
+        info = get_mode(cni, mode)
     except KeyError as exc:
         raise InputError(str(exc.args[0])) from None
+    if policy not in info.policy_options:
+        raise InputError(f"{cni}/{mode} has no network policy setting 'on' "
+                         "(modes with policy: calico/*, kube-router/bgp)")
     if not 2 <= hosts <= MAX_HOSTS:
         raise InputError(f"--hosts must be from 2 to {MAX_HOSTS}, got {hosts}")
     if not 1 <= pods_per_host <= MAX_PODS_PER_HOST:
         raise InputError(f"--pods-per-host must be from 1 to {MAX_PODS_PER_HOST}, "
                          f"got {pods_per_host}")
     underlay = list(ipaddress.ip_network(UNDERLAY_CIDR).hosts())
-    pod_net = ipaddress.ip_network(POD_CIDR)
+    # Host i gets the i-th /24 of the pod CIDR; a mode with smaller blocks (Calico's
+    # /26) takes the first block of that /24, so addresses stay readable per host.
+    pod_net = ipaddress.IPv4Network(POD_CIDR)
+    per_host = list(pod_net.subnets(new_prefix=24))
     host_plans = []
     for i in range(1, hosts + 1):
         name = f"h{i}"
@@ -116,10 +124,12 @@ def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2) -> La
         host_plans.append(HostPlan(
             name=name, index=i, netns=f"{PREFIX}-{name}",
             underlay_ip=str(underlay[9 + i]), underlay_if="eth0",
-            pod_subnet=str(list(pod_net.subnets(new_prefix=24))[i]), pods=pods,
+            pod_subnet=str(next(per_host[i].subnets(new_prefix=info.pod_block_prefix))),
+            pods=pods,
         ))
     switch = f"{PREFIX}-sw" if hosts > 2 else None
-    return LabPlan(cni=cni, mode=mode, hosts=tuple(host_plans), switch_netns=switch)
+    return LabPlan(cni=cni, mode=mode, hosts=tuple(host_plans), switch_netns=switch,
+                   policy=policy)
 
 
 def saved_plan_path() -> Path:

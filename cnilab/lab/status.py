@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnilab.lab import sh
+from cnilab.lab import ebpf, sh
 from cnilab.lab.core import lab_namespaces, pod_address
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan
@@ -53,7 +53,8 @@ def host_status(netns: str) -> dict[str, Any]:
     addrs = {a["ifname"]: [f"{i['local']}/{i['prefixlen']}" for i in a.get("addr_info", [])
                            if i.get("family") == "inet"] for a in _json(netns, "addr", "show")}
     routes = [
-        {"dst": r.get("dst"), "via": r.get("gateway"), "dev": r.get("dev"),
+        {"dst": r.get("dst"), "type": r.get("type", "unicast"), "via": r.get("gateway"),
+         "dev": r.get("dev"),
          "protocol": r.get("protocol", "boot"), "flags": r.get("flags", [])}
         for r in _json(netns, "route", "show")
     ]
@@ -89,7 +90,8 @@ def lab_status(plan: LabPlan) -> dict[str, Any]:
             pods.append(entry)
         hosts.append({"name": host.name, "netns": host.netns, "present": True,
                       "underlay_ip": host.underlay_ip, "pod_subnet": host.pod_subnet,
-                      **host_status(host.netns), "pods": pods})
+                      **host_status(host.netns), "ebpf": ebpf.attached_programs(host.netns),
+                      **datapath.host_details(host), "pods": pods})
     mode = plan.mode_info
     return {
         "lab": "netns",
@@ -116,7 +118,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"host {host['name']} [{host['netns']}] underlay {host['underlay_ip']} "
                      f"pods {host['pod_subnet']}")
         for dev in host["devices"]:
-            if dev["name"] == "lo" or (dev["kind"] == "veth" and dev["name"].startswith("veth")):
+            if dev["name"] == "lo" or (dev["kind"] == "veth" and dev["name"].startswith(
+                    ("veth", "cali", "lxc"))):
                 continue
             extra = ""
             if dev["kind"] == "vxlan":
@@ -127,7 +130,14 @@ def format_status(status: dict[str, Any]) -> str:
         for r in host["routes"]:
             via = f" via {r['via']}" if r["via"] else ""
             flags = f" {','.join(r['flags'])}" if r["flags"] else ""
-            lines.append(f"  route {r['dst']}{via} dev {r['dev']} proto {r['protocol']}{flags}")
+            kind = "" if r["type"] == "unicast" else f"{r['type']} "
+            dev = f" dev {r['dev']}" if r["dev"] else ""
+            lines.append(f"  route {kind}{r['dst']}{via}{dev} proto {r['protocol']}{flags}")
+        for s in host.get("bgp_sessions", []):
+            lines.append(f"  bgp {s['name']:<22} {s['state']:<6} {s['info']}")
+        if host["ebpf"]:
+            progs = ", ".join(f"{p['dev']}:{p['kind']}:{p['name']}" for p in host["ebpf"])
+            lines.append(f"  ebpf {progs}")
         counts = ", ".join(f"{t} {n}" for t, n in sorted(host["iptables_rules"].items()))
         lines.append(f"  iptables rules: {counts or 'none'}")
         for pod in host["pods"]:

@@ -16,7 +16,7 @@ class Target(ABC):
     emulation: bool
 
     @abstractmethod
-    def up(self, cni: str, mode: str, *, hosts: int, pods_per_host: int,
+    def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
            ansible_dir: Path) -> None:
         """Bring the datapath up (idempotent; replaces a stale one of the same target)."""
 

@@ -8,7 +8,7 @@ from typing import Any
 from cnilab.ansible_engine import Progress, run_playbook
 from cnilab.bench.executor import Endpoint, Executor, NetnsExecutor
 from cnilab.errors import CnilabError, InputError
-from cnilab.lab import core, status
+from cnilab.lab import core, kube_proxy, status
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan, make_plan
 from cnilab.targets.base import Target
@@ -28,9 +28,9 @@ class NetnsTarget(Target):
         self.plan: LabPlan | None = None
         self.progress = progress or Progress()
 
-    def up(self, cni: str, mode: str, *, hosts: int, pods_per_host: int,
+    def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
            ansible_dir: Path) -> None:
-        plan = make_plan(cni, mode, hosts, pods_per_host)
+        plan = make_plan(cni, mode, hosts, pods_per_host, policy)
         datapath_for(plan)  # refuse unbuildable modes before touching anything
         if core.lab_namespaces(plan.prefix):
             self.down(ansible_dir=ansible_dir)
@@ -66,6 +66,11 @@ class NetnsTarget(Target):
             return pod(0, 0), pod(0, 1)
         if placement == "inter-host":
             return pod(0, 0), pod(1, 0)
+        if placement == "service":
+            backend = pod(1, 0)
+            vip = kube_proxy.service_ip(plan)
+            return pod(0, 0), Endpoint(f"svc/bench->{backend.name}", backend.host, vip,
+                                       "service", backend.netns, bind_address=backend.address)
         if placement == "underlay":
             return (Endpoint(h1.name, h1.name, h1.underlay_ip, "host", h1.netns),
                     Endpoint(h2.name, h2.name, h2.underlay_ip, "host", h2.netns))

@@ -7,7 +7,12 @@ core only ever talks to this interface, so plugin knowledge stays in its module.
 from __future__ import annotations
 
 # Importing a plugin module registers its modes.
-from cnilab.lab.datapaths import flannel  # noqa: F401  (registration side effect)
+from cnilab.lab.datapaths import (  # noqa: F401  (registration side effect)
+    calico,
+    cilium,
+    flannel,
+    weave,
+)
 from cnilab.lab.datapaths.base import Datapath, datapath_for, implemented_modes
 
 __all__ = ["Datapath", "datapath_for", "implemented_modes"]

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from cnilab.errors import InputError
-from cnilab.lab.plan import HostPlan, LabPlan
+from cnilab.lab import cni
+from cnilab.lab.plan import HostPlan, LabPlan, PodPlan
+
+CNI_VERSION = "1.0.0"
 
 _REGISTRY: dict[tuple[str, str], type[Datapath]] = {}
 
@@ -29,12 +32,34 @@ class Datapath(ABC):
     def connect_peers(self, host: HostPlan) -> bool:
         """Program what the plugin's agent programs for every other host."""
 
-    @abstractmethod
     def pod_conflist(self, host: HostPlan) -> dict[str, Any]:
         """The CNI network configuration list a runtime on ``host`` would use."""
+        raise NotImplementedError(f"{self.cni}/{self.mode} attaches pods itself")
+
+    def attach_pod(self, host: HostPlan, pod: PodPlan) -> dict[str, Any]:
+        """Attach one pod (its namespace exists); returns the CNI-shaped result.
+
+        Default: what a container runtime does with the plugin's conflist.
+        """
+        cni.add_loopback(host_netns=host.netns, pod_netns=pod.netns,
+                         container_id=pod.container_id, cni_version=CNI_VERSION)
+        return cni.add_list(self.pod_conflist(host), host_netns=host.netns,
+                            pod_netns=pod.netns, container_id=pod.container_id,
+                            ifname=pod.ifname)
+
+    def after_pods(self, host: HostPlan, addresses: dict[str, str]) -> bool:
+        """Per-endpoint programming once every pod exists (eBPF, policy chains).
+
+        ``addresses`` maps pod name to IPv4 address for the whole lab.
+        """
+        return False
 
     def pod_mtu(self) -> int:
         return self.plan.mode_info.mtu
+
+    def host_details(self, host: HostPlan) -> dict[str, Any]:
+        """Mode-specific live state for ``lab status`` (e.g. BGP sessions)."""
+        return {}
 
     def notes(self) -> list[str]:
         """Extra fidelity remarks shown by ``lab up`` and reports (beyond the mode table)."""

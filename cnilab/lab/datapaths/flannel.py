@@ -1,13 +1,14 @@
 """Flannel's node datapath, as flanneld (v0.12 through v0.28) programs it.
 
-VXLAN mode: pods hang off the ``cni0`` bridge (CNI bridge + host-local plugins,
-the delegate configuration flannel's own CNI plugin writes), and each host has
-a ``flannel.1`` VXLAN device (VNI 1, UDP 8472, learning off, its address the
-``.0`` of the host's pod subnet). For every remote host flanneld installs three
-entries: an onlink route for the remote subnet via the remote ``.0`` address,
-a permanent neighbour entry mapping that address to the remote VTEP MAC, and an
-FDB entry sending that MAC to the remote underlay address. It also installs
-its FLANNEL-FWD accept chain and FLANNEL-POSTRTG masquerade chain.
+Both modes: pods hang off the ``cni0`` bridge (CNI bridge + host-local plugins,
+the delegate configuration flannel's own CNI plugin writes), plus flanneld's
+FLANNEL-FWD accept chain and FLANNEL-POSTRTG masquerade chain.
+
+VXLAN: a ``flannel.1`` device (VNI 1, UDP 8472, learning off, its address the
+``.0`` of the host's subnet); per remote host an onlink route via the remote
+``.0``, a permanent neighbour entry to the remote VTEP MAC and an FDB entry to
+the remote underlay address. host-gw: per remote host a plain route to its
+subnet via its underlay address (needs L2 adjacency, as upstream says).
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, ClassVar
 
-from cnilab.lab import sh
 from cnilab.lab.datapaths.base import Datapath, register
+from cnilab.lab.overlay import (
+    VxlanPeer,
+    chain_exists,
+    ensure_vxlan,
+    iptables_restore,
+    program_direct_routes,
+    program_vxlan_peers,
+)
 from cnilab.lab.plan import HostPlan
 
 VXLAN_DEVICE = "flannel.1"
@@ -33,7 +41,7 @@ def vtep_address(host: HostPlan) -> str:
     return str(ipaddress.ip_network(host.pod_subnet).network_address)
 
 
-class _FlannelBase(Datapath):
+class _Flannel(Datapath):
     cni: ClassVar[str] = "flannel"
 
     def pod_conflist(self, host: HostPlan) -> dict[str, Any]:
@@ -60,13 +68,11 @@ class _FlannelBase(Datapath):
         }
 
     def _ensure_chains(self, host: HostPlan) -> bool:
-        exists = sh.run(sh.in_netns(host.netns, ["iptables", "-S", "FLANNEL-FWD"]),
-                        check=False).returncode == 0
-        if exists:
+        if chain_exists(host.netns, "FLANNEL-FWD"):
             return False
         net, sub = self.plan.pod_cidr, host.pod_subnet
         masq = '-m comment --comment "flanneld masq"'
-        rules = "\n".join([
+        iptables_restore(host.netns, [
             "*filter",
             ":FLANNEL-FWD - [0:0]",
             '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
@@ -83,44 +89,35 @@ class _FlannelBase(Datapath):
             f"-A FLANNEL-POSTRTG -s {net} ! -d 224.0.0.0/4 {masq} -j MASQUERADE --random-fully",
             f"-A FLANNEL-POSTRTG ! -s {net} -d {net} {masq} -j MASQUERADE --random-fully",
             "COMMIT",
-        ]) + "\n"
-        sh.run(sh.in_netns(host.netns, ["iptables-restore", "--noflush"]), input_text=rules)
+        ])
         return True
 
 
 @register
-class FlannelVxlan(_FlannelBase):
+class FlannelVxlan(_Flannel):
     mode: ClassVar[str] = "vxlan"
 
     def build_host(self, host: HostPlan) -> bool:
-        changed = False
-        if sh.ip(host.netns, "link", "show", VXLAN_DEVICE, check=False).returncode != 0:
-            info = self.plan.mode_info
-            sh.ip_batch(host.netns, [
-                f"link add {VXLAN_DEVICE} type vxlan id {info.vni} local {host.underlay_ip} "
-                f"dev {host.underlay_if} dstport {info.udp_port} nolearning",
-                f"link set {VXLAN_DEVICE} address {vtep_mac(host)} mtu {info.mtu}",
-                f"addr add {vtep_address(host)}/32 dev {VXLAN_DEVICE}",
-                f"link set {VXLAN_DEVICE} up",
-            ])
-            changed = True
-        return self._ensure_chains(host) or changed
+        info = self.plan.mode_info
+        created = ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=int(info.vni or 1),
+                               port=int(info.udp_port or 8472), local=host.underlay_ip,
+                               dev=host.underlay_if, mac=vtep_mac(host), mtu=info.mtu,
+                               address=vtep_address(host))
+        return self._ensure_chains(host) or created
 
     def connect_peers(self, host: HostPlan) -> bool:
-        present = sh.ip(host.netns, "route", "show", "dev", VXLAN_DEVICE).stdout
-        lines: list[str] = []
-        fdb: list[list[str]] = []
-        for peer in self.plan.hosts:
-            if peer.name == host.name or peer.pod_subnet in present:
-                continue
-            gw = vtep_address(peer)
-            lines += [
-                f"neigh replace {gw} lladdr {vtep_mac(peer)} dev {VXLAN_DEVICE} nud permanent",
-                f"route replace {peer.pod_subnet} via {gw} dev {VXLAN_DEVICE} onlink",
-            ]
-            fdb.append(["bridge", "-n", host.netns, "fdb", "replace", vtep_mac(peer), "dev",
-                        VXLAN_DEVICE, "dst", peer.underlay_ip, "self", "permanent"])
-        for argv in fdb:
-            sh.run(argv)
-        sh.ip_batch(host.netns, lines)
-        return bool(lines)
+        peers = [VxlanPeer(p.pod_subnet, vtep_address(p), vtep_mac(p), p.underlay_ip)
+                 for p in self.plan.hosts if p.name != host.name]
+        return program_vxlan_peers(host.netns, VXLAN_DEVICE, peers)
+
+
+@register
+class FlannelHostGw(_Flannel):
+    mode: ClassVar[str] = "host-gw"
+
+    def build_host(self, host: HostPlan) -> bool:
+        return self._ensure_chains(host)
+
+    def connect_peers(self, host: HostPlan) -> bool:
+        routes = [(p.pod_subnet, p.underlay_ip) for p in self.plan.hosts if p.name != host.name]
+        return program_direct_routes(host.netns, host.underlay_if, routes)

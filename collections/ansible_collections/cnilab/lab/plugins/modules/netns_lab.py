@@ -16,7 +16,7 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [preflight, hosts, datapath, pods, verify, status, absent]
+    choices: [preflight, hosts, datapath, pods, endpoints, verify, status, absent]
   plan:
     description: The lab plan (C(cnilab.lab.plan.LabPlan.to_dict())); not needed for C(absent).
     type: dict
@@ -60,14 +60,15 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "step": {"type": "str", "required": True,
-                     "choices": ["preflight", "hosts", "datapath", "pods", "verify", "status",
-                                 "absent"]},
+                     "choices": ["preflight", "hosts", "datapath", "pods", "endpoints",
+                                 "verify", "status", "absent"]},
             "plan": {"type": "dict"},
             "prefix": {"type": "str", "default": "cnl"},
             "pins": {"type": "dict"},
         },
         required_if=[("step", s, ["plan"]) for s in
-                     ("preflight", "hosts", "datapath", "pods", "verify", "status")],
+                     ("preflight", "hosts", "datapath", "pods", "endpoints", "verify",
+                      "status")],
         supports_check_mode=True,
     )
     try:
