@@ -40,7 +40,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     if args.action == "up":
         if not args.cni or not args.mode:
             raise SpecError("cnilab lab up", None, "--cni and --mode are required")
-        plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host)
+        plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host,
+                         args.policy == "on")
         from cnilab.lab.core import preflight
 
         preflight(plan)
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", help="plugin mode (up)")
     p.add_argument("--hosts", type=int, default=2, help="emulated hosts (up; default 2)")
     p.add_argument("--pods-per-host", type=int, default=2, help="pods per host (up; default 2)")
+    p.add_argument("--policy", choices=["on", "off"], default="off",
+                   help="network policy enforcement (up; calico modes)")
     p.add_argument("--json", action="store_true", help="status as JSON")
     p.add_argument("--quiet", action="store_true", help="no Ansible progress")
     p.set_defaults(func=_cmd_lab)

@@ -178,3 +178,23 @@ def test_scale_knobs(lab: LabPlan) -> None:
     checks = verify.verify(plan)
     assert all(c["ok"] for c in checks), checks
     ping(plan.hosts[0].pods[49].netns, core.pod_address(plan, plan.hosts[3].pods[49]), 1)
+
+
+@pytest.mark.parametrize("lab", [("flannel", "host-gw", False)], indirect=True, ids=["host-gw"])
+@pytest.mark.parametrize(("shape", "expected_rules"), [("rules", 1000), ("chains", 2000),
+                                                      ("ipset", 1)])
+def test_policy_scaling_rules_on_the_path(lab: LabPlan, shape: str, expected_rules: int) -> None:
+    from cnilab.lab import rules
+
+    plan = lab
+    h1 = plan.hosts[0]
+    loaded = rules.add_rules(h1.netns, 1000, shape=shape)
+    assert loaded == expected_rules + (1000 if shape == "chains" else 0)
+    saved = sh.run(sh.in_netns(h1.netns, ["iptables-save", "-t", "filter"])).stdout
+    assert saved.count(f"-A {rules.CHAIN}") == loaded
+    # every forwarded packet walks the chain, none is dropped by it
+    before = rule_packets(h1.netns, "FORWARD", rules.CHAIN)
+    ping(h1.pods[0].netns, core.pod_address(plan, plan.hosts[1].pods[0]))
+    assert rule_packets(h1.netns, "FORWARD", rules.CHAIN) >= before + 3
+    rules.remove_rules(h1.netns)
+    assert rules.CHAIN not in sh.run(sh.in_netns(h1.netns, ["iptables-save"])).stdout
