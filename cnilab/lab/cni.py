@@ -86,3 +86,23 @@ def add_loopback(*, host_netns: str, pod_netns: str, container_id: str, cni_vers
     invoke("ADD", {"cniVersion": cni_version, "name": "lo", "type": "loopback"},
            host_netns=host_netns, pod_netns=pod_netns, container_id=container_id, ifname="lo")
 
+
+
+def bridge_conflist(name: str, bridge: str, mtu: int, ipam: dict[str, Any],
+                    extra_plugins: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A conflist whose main plugin is the reference ``bridge`` plugin acting as the pods'
+    gateway (the delegate shape flannel, weave and kube-router all hand to it)."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "plugins": [{
+            "type": "bridge",
+            "bridge": bridge,
+            "isGateway": True,
+            "isDefaultGateway": True,
+            "hairpinMode": True,
+            "ipMasq": False,
+            "mtu": mtu,
+            "ipam": ipam,
+        }, *(extra_plugins or [])],
+    }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, ClassVar
 
+from cnilab.lab import cni
 from cnilab.lab.datapaths.base import Datapath, register
 from cnilab.lab.overlay import (
     VxlanPeer,
@@ -47,25 +48,12 @@ class _Flannel(Datapath):
     def pod_conflist(self, host: HostPlan) -> dict[str, Any]:
         # What flannel's CNI plugin delegates to the bridge plugin (its
         # "delegate" block built from /run/flannel/subnet.env).
-        return {
-            "cniVersion": "1.0.0",
-            "name": "cbr0",
-            "plugins": [{
-                "type": "bridge",
-                "bridge": BRIDGE,
-                "isGateway": True,
-                "isDefaultGateway": True,
-                "hairpinMode": True,
-                "ipMasq": False,
-                "mtu": self.pod_mtu(),
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": host.pod_subnet}]],
-                    "routes": [{"dst": self.plan.pod_cidr}],
-                    "dataDir": str(self.plan.state_dir() / "ipam" / host.name),
-                },
-            }],
-        }
+        return cni.bridge_conflist("cbr0", BRIDGE, self.pod_mtu(), {
+            "type": "host-local",
+            "ranges": [[{"subnet": host.pod_subnet}]],
+            "routes": [{"dst": self.plan.pod_cidr}],
+            "dataDir": str(self.plan.state_dir() / "ipam" / host.name),
+        })
 
     def _ensure_chains(self, host: HostPlan) -> bool:
         if chain_exists(host.netns, "FLANNEL-FWD"):

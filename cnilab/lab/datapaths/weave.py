@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, ClassVar
 
-from cnilab.lab import sh
+from cnilab.lab import cni, sh
 from cnilab.lab.datapaths.base import Datapath, register
 from cnilab.lab.overlay import chain_exists, ensure_vxlan, iptables_restore
 from cnilab.lab.plan import HostPlan
@@ -37,26 +37,13 @@ class WeaveFastdp(Datapath):
 
     def pod_conflist(self, host: HostPlan) -> dict[str, Any]:
         first, last, bridge_ip = self._range(host)
-        return {
-            "cniVersion": "1.0.0",
-            "name": "weave",
-            "plugins": [{
-                "type": "bridge",
-                "bridge": BRIDGE,
-                "isGateway": True,
-                "isDefaultGateway": True,
-                "hairpinMode": True,
-                "ipMasq": False,
-                "mtu": self.pod_mtu(),
-                "ipam": {
-                    "type": "host-local",
-                    # One subnet for the whole cluster (L2 overlay), this host's range of it.
-                    "ranges": [[{"subnet": self.plan.pod_cidr, "rangeStart": first,
-                                 "rangeEnd": last, "gateway": bridge_ip}]],
-                    "dataDir": str(self.plan.state_dir() / "ipam" / host.name),
-                },
-            }, {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}],
-        }
+        return cni.bridge_conflist("weave", BRIDGE, self.pod_mtu(), {
+            "type": "host-local",
+            # One subnet for the whole cluster (L2 overlay), this host's range of it.
+            "ranges": [[{"subnet": self.plan.pod_cidr, "rangeStart": first,
+                         "rangeEnd": last, "gateway": bridge_ip}]],
+            "dataDir": str(self.plan.state_dir() / "ipam" / host.name),
+        }, [{"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}])
 
     def build_host(self, host: HostPlan) -> bool:
         changed = False
