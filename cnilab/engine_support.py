@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cnilab import paths
@@ -14,9 +13,7 @@ from cnilab.bench.engine import (
     new_run_id,
     plan_measurements,
 )
-from cnilab.errors import CapabilityError
-from cnilab.lab import capabilities
-from cnilab.lab.datapaths import datapath_for
+from cnilab.lab.core import check_buildable
 from cnilab.lab.plan import make_plan
 from cnilab.pins import load_pins
 from cnilab.report import write_report
@@ -33,15 +30,8 @@ def plan_summary(spec: Spec) -> str:
 
 def preflight_netns(spec: Spec) -> None:
     """Everything that can refuse the run before a run directory exists."""
-    if os.geteuid() != 0:
-        raise CapabilityError("the netns lab needs root")
     for ref in spec.matrix:
-        plan = make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host, ref.policy)
-        lacking = capabilities.missing(plan.mode_info.needs)
-        if lacking:
-            raise CapabilityError(f"{ref.key} needs kernel features this machine lacks: "
-                                  + ", ".join(f"{c.name} ({c.detail})" for c in lacking))
-        datapath_for(plan)
+        check_buildable(make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host, ref.policy))
 
 
 def start_or_resume(

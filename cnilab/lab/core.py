@@ -31,8 +31,9 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def preflight(plan: LabPlan) -> None:
-    """Refuse up front, naming what is missing, before anything is created."""
+def check_buildable(plan: LabPlan) -> None:
+    """Refuse a mode this machine cannot build: root, kernel features (named), and
+    whether the lab implements the mode yet. Touches nothing."""
     if os.geteuid() != 0:
         raise CapabilityError("the netns lab needs root (network namespaces, iptables)")
     lacking = capabilities.missing(plan.mode_info.needs)
@@ -41,6 +42,11 @@ def preflight(plan: LabPlan) -> None:
         raise CapabilityError(f"{plan.cni}/{plan.mode} needs kernel features this machine "
                               f"lacks: {names}")
     datapath_for(plan)  # refuses modes the lab cannot build yet
+
+
+def preflight(plan: LabPlan) -> None:
+    """Refuse up front, naming what is missing, before anything is created."""
+    check_buildable(plan)
     absent = capabilities.cni_plugins_present()
     if absent:
         raise CapabilityError(f"CNI reference plugins missing in {paths.cni_plugin_dir()}: "

@@ -44,6 +44,15 @@ class HostPlan:
     pod_subnet: str
     pods: tuple[PodPlan, ...] = field(default_factory=tuple)
 
+    def block_address(self, offset: int = 0) -> str:
+        """An address of this host's pod block (``offset`` 0 is the network address)."""
+        return str(ipaddress.ip_network(self.pod_subnet).network_address + offset)
+
+    def mac(self, prefix: str) -> str:
+        """A stable, locally administered MAC for one of this host's devices:
+        ``prefix`` (four octets naming the device) plus the host index."""
+        return f"{prefix}:00:{self.index:02x}"
+
 
 @dataclass(frozen=True)
 class LabPlan:
@@ -62,6 +71,10 @@ class LabPlan:
     @property
     def mode_info(self) -> Mode:
         return get_mode(self.cni, self.mode)
+
+    def peers(self, host: HostPlan) -> list[HostPlan]:
+        """Every host but ``host``: what an agent on ``host`` programs entries for."""
+        return [h for h in self.hosts if h.name != host.name]
 
     def host(self, name: str) -> HostPlan:
         for h in self.hosts:

@@ -89,7 +89,8 @@ def lab_status(plan: LabPlan) -> dict[str, Any]:
                 entry["mtu"] = link[0]["mtu"] if link else None
             pods.append(entry)
         hosts.append({"name": host.name, "netns": host.netns, "present": True,
-                      "underlay_ip": host.underlay_ip, "pod_subnet": host.pod_subnet,
+                      "underlay_ip": host.underlay_ip, "underlay_if": host.underlay_if,
+                      "pod_subnet": host.pod_subnet,
                       **host_status(host.netns), "ebpf": ebpf.attached_programs(host.netns),
                       **datapath.host_details(host), "pods": pods})
     mode = plan.mode_info
@@ -118,8 +119,9 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"host {host['name']} [{host['netns']}] underlay {host['underlay_ip']} "
                      f"pods {host['pod_subnet']}")
         for dev in host["devices"]:
-            if dev["name"] == "lo" or (dev["kind"] == "veth" and dev["name"].startswith(
-                    ("veth", "cali", "lxc"))):
+            # Per-pod veths are listed under their pods; show the mode's own devices.
+            shown = {host["underlay_if"], *status["mode_table"]["devices"]}
+            if dev["name"] == "lo" or (dev["kind"] == "veth" and dev["name"] not in shown):
                 continue
             extra = ""
             if dev["kind"] == "vxlan":

@@ -31,7 +31,7 @@ class NetnsTarget(Target):
     def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
            ansible_dir: Path) -> None:
         plan = make_plan(cni, mode, hosts, pods_per_host, policy)
-        datapath_for(plan)  # refuse unbuildable modes before touching anything
+        core.check_buildable(plan)  # refuse before touching anything
         if core.lab_namespaces(plan.prefix):
             self.down(ansible_dir=ansible_dir)
         run_playbook(PLAYBOOK, private_data_dir=ansible_dir,

@@ -18,7 +18,6 @@ and accept only if the policy marked the packet.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,12 +43,12 @@ CONVERGENCE_TIMEOUT_S = 20.0
 
 
 def vtep_mac(host: HostPlan) -> str:
-    return f"66:ca:00:00:00:{host.index:02x}"
+    return host.mac("66:ca:00:00")
 
 
 def tunnel_address(host: HostPlan) -> str:
     """Calico gives the VXLAN device an address from the host's own block."""
-    return str(ipaddress.ip_network(host.pod_subnet).network_address)
+    return host.block_address(0)
 
 
 class _Calico(Datapath):
@@ -126,9 +125,8 @@ class _Calico(Datapath):
         return True
 
 
-def bird_config(plan_hosts: tuple[HostPlan, ...], host: HostPlan, socket: Path) -> str:
+def bird_config(peers: list[HostPlan], host: HostPlan) -> str:
     """BIRD 2 configuration: Calico's shape (block as blackhole, iBGP mesh), fast timers."""
-    peers = [p for p in plan_hosts if p.name != host.name]
     lines = [
         f"router id {host.underlay_ip};",
         "protocol device { scan time 2; }",
@@ -156,7 +154,6 @@ def bird_config(plan_hosts: tuple[HostPlan, ...], host: HostPlan, socket: Path) 
         name = f"mesh_{peer.underlay_ip.replace('.', '_')}"
         lines.append(f"protocol bgp {name} from mesh {{ neighbor {peer.underlay_ip} "
                      f"as {AS_NUMBER}; }}")
-    del socket  # the socket path is given on the command line
     return "\n".join(lines) + "\n"
 
 
@@ -182,8 +179,7 @@ class CalicoBgp(_Calico):
             self._bird_dir().mkdir(parents=True, exist_ok=True)
             pid_dir.mkdir(parents=True, exist_ok=True)
             conf = self._bird_dir() / f"{host.name}.conf"
-            conf.write_text(bird_config(self.plan.hosts, host, self._socket(host)),
-                            encoding="utf-8")
+            conf.write_text(bird_config(self.plan.peers(host), host), encoding="utf-8")
             sh.run(sh.in_netns(host.netns, ["bird", "-c", str(conf), "-s",
                                             str(self._socket(host)), "-P", str(pidfile)]))
             changed = True
@@ -210,8 +206,8 @@ class CalicoBgp(_Calico):
             missing = []
             for host in self.plan.hosts:
                 routes = sh.ip(host.netns, "route", "show", "proto", "bird").stdout
-                missing += [f"{host.name}: {p.pod_subnet}" for p in self.plan.hosts
-                            if p.name != host.name and p.pod_subnet not in routes]
+                missing += [f"{host.name}: {p.pod_subnet}" for p in self.plan.peers(host)
+                            if p.pod_subnet not in routes]
             if not missing:
                 return
             time.sleep(0.05)
@@ -241,5 +237,5 @@ class CalicoVxlan(_Calico):
 
     def connect_peers(self, host: HostPlan) -> bool:
         peers = [VxlanPeer(p.pod_subnet, tunnel_address(p), vtep_mac(p), p.underlay_ip)
-                 for p in self.plan.hosts if p.name != host.name]
+                 for p in self.plan.peers(host)]
         return program_vxlan_peers(host.netns, VXLAN_DEVICE, peers)

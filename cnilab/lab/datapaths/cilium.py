@@ -14,7 +14,6 @@ routes them via each peer's underlay address (autoDirectNodeRoutes).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any, ClassVar
 
@@ -38,11 +37,11 @@ PROGRAM = "lxc_redirect"
 
 def router_ip(host: HostPlan) -> str:
     """cilium_host's address: the first address of the host's pod CIDR."""
-    return str(ipaddress.ip_network(host.pod_subnet).network_address + 1)
+    return host.block_address(1)
 
 
 def vtep_mac(host: HostPlan) -> str:
-    return f"6e:c1:00:00:00:{host.index:02x}"
+    return host.mac("6e:c1:00:00")
 
 
 def _link(netns: str, dev: str) -> dict[str, Any]:
@@ -119,7 +118,7 @@ class CiliumVxlan(_Cilium):
 
     def connect_peers(self, host: HostPlan) -> bool:
         peers = [VxlanPeer(p.pod_subnet, router_ip(p), vtep_mac(p), p.underlay_ip)
-                 for p in self.plan.hosts if p.name != host.name]
+                 for p in self.plan.peers(host)]
         return program_vxlan_peers(host.netns, VXLAN_DEVICE, peers)
 
 
@@ -128,5 +127,5 @@ class CiliumNative(_Cilium):
     mode: ClassVar[str] = "native"
 
     def connect_peers(self, host: HostPlan) -> bool:
-        routes = [(p.pod_subnet, p.underlay_ip) for p in self.plan.hosts if p.name != host.name]
+        routes = [(p.pod_subnet, p.underlay_ip) for p in self.plan.peers(host)]
         return program_direct_routes(host.netns, host.underlay_if, routes)

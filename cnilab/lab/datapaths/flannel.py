@@ -13,7 +13,6 @@ subnet via its underlay address (needs L2 adjacency, as upstream says).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, ClassVar
 
 from cnilab.lab import cni
@@ -33,13 +32,13 @@ BRIDGE = "cni0"
 
 
 def vtep_mac(host: HostPlan) -> str:
-    """A stable, locally administered MAC per host (flanneld persists one per node)."""
-    return f"0e:fa:00:00:00:{host.index:02x}"
+    """A stable MAC per host (flanneld persists one per node)."""
+    return host.mac("0e:fa:00:00")
 
 
 def vtep_address(host: HostPlan) -> str:
     """flannel.1 carries the network address (``.0``) of the host's subnet as a /32."""
-    return str(ipaddress.ip_network(host.pod_subnet).network_address)
+    return host.block_address(0)
 
 
 class _Flannel(Datapath):
@@ -95,7 +94,7 @@ class FlannelVxlan(_Flannel):
 
     def connect_peers(self, host: HostPlan) -> bool:
         peers = [VxlanPeer(p.pod_subnet, vtep_address(p), vtep_mac(p), p.underlay_ip)
-                 for p in self.plan.hosts if p.name != host.name]
+                 for p in self.plan.peers(host)]
         return program_vxlan_peers(host.netns, VXLAN_DEVICE, peers)
 
 
@@ -107,5 +106,5 @@ class FlannelHostGw(_Flannel):
         return self._ensure_chains(host)
 
     def connect_peers(self, host: HostPlan) -> bool:
-        routes = [(p.pod_subnet, p.underlay_ip) for p in self.plan.hosts if p.name != host.name]
+        routes = [(p.pod_subnet, p.underlay_ip) for p in self.plan.peers(host)]
         return program_direct_routes(host.netns, host.underlay_if, routes)

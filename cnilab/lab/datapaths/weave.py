@@ -55,7 +55,7 @@ class WeaveFastdp(Datapath):
         info = self.plan.mode_info
         if ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=int(info.vni or 1),
                         port=int(info.udp_port or 6784), local=host.underlay_ip,
-                        dev=host.underlay_if, mac=f"6a:77:00:00:00:{host.index:02x}", mtu=mtu,
+                        dev=host.underlay_if, mac=host.mac("6a:77:00:00"), mtu=mtu,
                         address=None, learning=True):
             sh.ip_batch(host.netns, [f"link set {VXLAN_DEVICE} master {BRIDGE}"])
             changed = True
@@ -64,8 +64,8 @@ class WeaveFastdp(Datapath):
     def connect_peers(self, host: HostPlan) -> bool:
         fdb = sh.run(["bridge", "-n", host.netns, "fdb", "show", "dev", VXLAN_DEVICE]).stdout
         changed = False
-        for peer in self.plan.hosts:
-            if peer.name == host.name or f"dst {peer.underlay_ip}" in fdb:
+        for peer in self.plan.peers(host):
+            if f"dst {peer.underlay_ip}" in fdb:
                 continue
             sh.run(["bridge", "-n", host.netns, "fdb", "append", "00:00:00:00:00:00", "dev",
                     VXLAN_DEVICE, "dst", peer.underlay_ip, "self", "permanent"])
