@@ -177,6 +177,7 @@ def run_playbook(
     check: bool = True,
     ident: str | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> PlaybookResult:
     """Run ``playbooks/<playbook>`` and return its result; raise PlaybookFailed when ``check``."""
     # A bare name is one of the project's playbooks; an absolute path is used as is.
@@ -232,6 +233,7 @@ def run_playbook(
         # The virtualenv's ansible-playbook first, whatever PATH the user has.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent),
                                  os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")]),
+        **(env or {}),
     }
     with _Interrupt() as interrupt:
         thread, runner = ansible_runner.run_async(

@@ -42,12 +42,13 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             raise SpecError("cnilab lab up", None, "--cni and --mode are required")
         plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host,
                          args.policy == "on")
-        from cnilab.lab.core import preflight
+        from cnilab.lab.core import BUILDER_ENV, preflight
 
         preflight(plan)
         run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
                      extravars={"lab_netns_state": "present", "lab_netns_plan": plan.to_dict()},
-                     progress=_lab_progress(args), ident="lab-up")
+                     progress=_lab_progress(args), ident="lab-up",
+                     env={BUILDER_ENV: "1"})
         print(status.format_status(status.lab_status(plan)))
         return 0
     if args.action == "down":

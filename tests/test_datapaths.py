@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cnilab.bench.engine import Measurement, measure
-from cnilab.lab import core, ebpf, sh, verify
+from cnilab.lab import core, ebpf, sh, status, verify
 from cnilab.lab.datapaths import implemented_modes
 from cnilab.lab.plan import LabPlan, make_plan
 from cnilab.modes import get_mode
@@ -27,8 +27,10 @@ from cnilab.targets.netns import NetnsTarget
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
-VARIANTS = [(c, m, False) for c, m in implemented_modes()] + [("calico", "bgp", True),
-                                                              ("calico", "vxlan", True)]
+VARIANTS = [(c, m, False) for c, m in implemented_modes()] + [
+    ("calico", "bgp", True), ("calico", "vxlan", True), ("kube-router", "bgp", True)]
+# The chain each policy engine walks for an allowed new connection (and must count it).
+POLICY_CHAIN = {"calico": "cali-pi-default-allow", "kube-router": "KUBE-NWPLCY-BENCHALLOW"}
 
 
 def build(plan: LabPlan) -> None:
@@ -129,32 +131,45 @@ def test_mode_is_what_it_claims(lab: LabPlan, tmp_path: Path) -> None:
 
     # policy on: the first packet of a flow walks the per-workload chains
     if plan.policy:
-        chains = sh.run(sh.in_netns(h1.netns, ["iptables", "-S"])).stdout
-        assert "-A cali-from-wl-dispatch" in chains and "cali-pi-default-allow" in chains
-        out = sh.run(sh.in_netns(h1.netns, ["iptables", "-L", "cali-pi-default-allow", "-v",
-                                             "-x", "-n"])).stdout
-        assert int(out.splitlines()[2].split()[0]) > 0, out
+        chain = POLICY_CHAIN[plan.cni]
+        for host in (h1, h2):
+            out = sh.run(sh.in_netns(host.netns, ["iptables", "-L", chain, "-v", "-x",
+                                                   "-n"])).stdout
+            assert int(out.splitlines()[2].split()[0]) > 0, out
 
 
-@pytest.mark.parametrize("lab", [("calico", "bgp", False)], indirect=True, ids=["calico-bgp"])
-def test_bgp_routes_come_from_bird_and_go_with_it(lab: LabPlan) -> None:
-    plan = lab
-    h1, h2 = plan.hosts[0], plan.hosts[1]
-    routes = sh.ip(h1.netns, "route", "show", "proto", "bird").stdout
-    assert f"{h2.pod_subnet} via {h2.underlay_ip}" in routes
-    assert f"blackhole {h1.pod_subnet}" in sh.ip(h1.netns, "route", "show",
-                                                  "type", "blackhole").stdout
-    pidfile = plan.state_dir() / "pids" / f"bird-{h2.name}.pid"
+BGP = [(("calico", "bgp", False), "bird", "bird"), (("kube-router", "bgp", False), "bgp", "gobgpd")]
+
+
+@pytest.mark.parametrize(("lab", "proto", "daemon"), BGP, indirect=["lab"],
+                         ids=["calico-bird", "kube-router-gobgp"])
+def test_bgp_routes_come_from_the_daemon_and_go_with_it(lab: LabPlan, proto: str,
+                                                        daemon: str) -> None:
     import os
     import signal
 
+    plan = lab
+    h1, h2 = plan.hosts[0], plan.hosts[1]
+    routes = sh.ip(h1.netns, "route", "show", "proto", proto).stdout
+    assert f"{h2.pod_subnet} via {h2.underlay_ip}" in routes
+    sessions = status.lab_status(plan)["hosts"][0]["bgp_sessions"]
+    assert len(sessions) == 1
+    assert "Established" in f"{sessions[0]['state']} {sessions[0]['info']}", sessions
+    pidfile = plan.state_dir() / "pids" / f"{daemon}-{h2.name}.pid"
     os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15  # hold time 3 s, then the kernel route goes
     while time.monotonic() < deadline:
-        if h2.pod_subnet not in sh.ip(h1.netns, "route", "show", "proto", "bird").stdout:
+        if h2.pod_subnet not in sh.ip(h1.netns, "route", "show", "proto", proto).stdout:
             break
         time.sleep(0.1)
-    assert h2.pod_subnet not in sh.ip(h1.netns, "route", "show", "proto", "bird").stdout
+    assert h2.pod_subnet not in sh.ip(h1.netns, "route", "show", "proto", proto).stdout
+
+
+@pytest.mark.parametrize("lab", [("calico", "bgp", False)], indirect=True, ids=["calico-bgp"])
+def test_calico_block_is_a_blackhole_from_bird(lab: LabPlan) -> None:
+    h1 = lab.hosts[0]
+    assert f"blackhole {h1.pod_subnet} proto bird" in sh.ip(h1.netns, "route", "show",
+                                                             "type", "blackhole").stdout
 
 
 def test_ipip_refused_where_kernel_lacks_it(cli, clean_lab: None) -> None:  # type: ignore[no-untyped-def]
@@ -198,3 +213,21 @@ def test_policy_scaling_rules_on_the_path(lab: LabPlan, shape: str, expected_rul
     assert rule_packets(h1.netns, "FORWARD", rules.CHAIN) >= before + 3
     rules.remove_rules(h1.netns)
     assert rules.CHAIN not in sh.run(sh.in_netns(h1.netns, ["iptables-save"])).stdout
+
+
+def test_gobgp_sync_takes_learned_best_paths_only() -> None:
+    from cnilab.lab.gobgp_sync import learned_routes
+
+    # Shape of `gobgp global rib -a ipv4 -j` from gobgpd 3.10 in the lab: the
+    # locally originated path has no neighbor-ip.
+    rib = {
+        "10.244.1.0/24": [{"nlri": {"prefix": "10.244.1.0/24"}, "best": True, "stale": False,
+                           "attrs": [{"type": 1, "value": 2},
+                                     {"type": 3, "nexthop": "10.99.0.11"}]}],
+        "10.244.2.0/24": [{"best": True, "neighbor-ip": "10.99.0.12",
+                           "attrs": [{"type": 1, "value": 0},
+                                     {"type": 3, "nexthop": "10.99.0.12"}]},
+                          {"best": False, "neighbor-ip": "10.99.0.13",
+                           "attrs": [{"type": 3, "nexthop": "10.99.0.13"}]}],
+    }
+    assert learned_routes(rib) == {"10.244.2.0/24": "10.99.0.12"}

@@ -74,17 +74,54 @@ def test_unknown_mode_refused_nothing_created(cli, clean_lab: None) -> None:  # 
     assert not core.lab_namespaces()
 
 
-def test_lab_killed_mid_build_then_down_leaves_nothing(cli, clean_lab: None) -> None:  # type: ignore[no-untyped-def]
+# (cni, mode, what must exist before the kill: a namespace, or a routing daemon's pid file)
+KILL_POINTS = [("flannel", "vxlan", None), ("calico", "bgp", "bird"),
+               ("kube-router", "bgp", "gobgpd")]
+
+
+@pytest.mark.parametrize(("cni", "mode", "daemon"), KILL_POINTS,
+                         ids=[f"{c}-{m}" for c, m, _ in KILL_POINTS])
+def test_lab_killed_mid_build_then_down_leaves_nothing(cli, clean_lab: None, cni: str,  # type: ignore[no-untyped-def]
+                                                       mode: str, daemon: str | None) -> None:
     exe = Path(sys.executable).with_name("cnilab")
-    proc = subprocess.Popen([str(exe), "lab", "up", "--cni", "flannel", "--mode", "vxlan",
-                             "--quiet"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not core.lab_namespaces():
+    proc = subprocess.Popen([str(exe), "lab", "up", "--cni", cni, "--mode", mode, "--quiet"],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    pids = Path("/run/cnilab/lab/pids")
+
+    def started() -> bool:
+        if daemon is None:
+            return bool(core.lab_namespaces())
+        return any(pids.glob(f"{daemon}-*.pid"))
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not started():
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert core.lab_namespaces(), "the build should have started before the kill"
+    assert started(), "the build should have got this far before the kill"
     down = cli("lab", "down", "--quiet")
     assert down.returncode == 0, down.stderr
     assert not any(core.leftovers().values())
+    if daemon:
+        found = subprocess.run(["pgrep", "-x", daemon], capture_output=True, text=True).stdout
+        # Dead children of a killed parent wait as zombies until PID 1 reaps them.
+        live = [p for p in found.split() if core.process_alive(int(p))]
+        assert not live, f"{daemon} still running: {live}"
+
+
+def test_down_stops_an_orphaned_build_first(clean_lab: None) -> None:
+    """A killed cnilab leaves ansible-playbook (its own session) building on; down ends it."""
+    orphan = subprocess.Popen(["sleep", "60"], start_new_session=True,
+                              env={**os.environ, core.BUILDER_ENV: "1"})
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        assert orphan.pid in core.builder_pids()
+        report = core.down()
+        assert orphan.pid in report.processes
+        assert orphan.wait(timeout=5) == -signal.SIGKILL
+        assert bystander.poll() is None, "down must not touch unmarked processes"
+    finally:
+        for proc in (orphan, bystander):
+            proc.kill()
+            proc.wait()

@@ -29,7 +29,7 @@ name: e2e
 matrix:
   - cni: flannel
     mode: vxlan
-placements: [intra-host, inter-host, service, underlay]
+placements: [intra-host, inter-host, service, host-network, underlay]
 tests:
   - suite: iperf3-tcp
     params: {duration_s: 1, omit_s: 0}
@@ -53,7 +53,7 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
     proc = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    assert "[8/8]" in proc.stderr  # progress lines
+    assert "[10/10]" in proc.stderr  # progress lines
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["target"] == {"kind": "netns", "emulation": True}
@@ -64,9 +64,9 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
     assert manifest["lab_snapshots"]["flannel/vxlan"].startswith("lab/")
 
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    assert len(records) == 8
+    assert len(records) == 10
     assert {r["cell"]["placement"] for r in records} == {"intra-host", "inter-host", "service",
-                                                         "underlay"}
+                                                         "host-network", "underlay"}
     for r in records:
         assert r["status"] == "ok", r["error"]
         assert 0.05 < r["metrics"]["throughput_gbps"] < 500
@@ -74,12 +74,12 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
         assert r["commands"]["client"][0] == "iperf3" and "--json" in r["commands"]["client"]
         assert r["params"]["port"] == 5201
     # interleaved order: repetition 1 of every cell before repetition 2
-    assert [r["repetition"] for r in records] == [1] * 4 + [2] * 4
+    assert [r["repetition"] for r in records] == [1] * 5 + [2] * 5
     service = next(r for r in records if r["cell"]["placement"] == "service")
     assert service["endpoints"]["server"]["address"].startswith("10.96.")
     assert service["endpoints"]["server"]["listen_address"].startswith("10.244.")
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["status"] == "complete" and state["completed"] == 8
+    assert state["status"] == "complete" and state["completed"] == 10
     assert list((run_dir / "ansible").iterdir())
 
     rep = cli("report", str(run_dir))
@@ -109,7 +109,7 @@ def test_resume_after_sigkill_repeats_nothing(cli, clean_lab: None, tmp_path: Pa
     proc.wait()
     assert results is not None, "the run never recorded three measurements"
     kept = results.read_text().splitlines()
-    assert 3 <= len(kept) < 12
+    assert 3 <= len(kept) < 15
 
     resumed = cli("run", str(spec), "--lab", "netns", "--resume", str(results.parent))
     assert resumed.returncode == 0, resumed.stderr
@@ -117,9 +117,9 @@ def test_resume_after_sigkill_repeats_nothing(cli, clean_lab: None, tmp_path: Pa
     final = [json.loads(line) for line in results.read_text().splitlines()]
     assert final[: len(kept)] == [json.loads(line) for line in kept]  # nothing lost or rewritten
     counts = Counter(r["key"] for r in final)
-    assert len(counts) == 12 and set(counts.values()) == {1}
+    assert len(counts) == 15 and set(counts.values()) == {1}
     assert all(r["status"] == "ok" for r in final)
-    assert [r["seq"] for r in final] == list(range(1, 13))
+    assert [r["seq"] for r in final] == list(range(1, 16))
     assert not _iperf3_processes()
 
 
@@ -153,7 +153,7 @@ def test_failed_measurement_recorded_and_run_goes_on(clean_lab: None, tmp_path: 
 
     outcome = execute(spec, target, run, reporter=Capture())
     records: list[dict[str, Any]] = list(run.results())
-    assert len(records) == len(plan_measurements(spec)) == 4
+    assert len(records) == len(plan_measurements(spec)) == 5
     by_place = {r["cell"]["placement"]: r for r in records}
     assert by_place["intra-host"]["status"] == "ok" and by_place["inter-host"]["status"] == "ok"
     failed = by_place["underlay"]

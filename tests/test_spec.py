@@ -59,7 +59,7 @@ BAD = [
      "unknown key 'durration_s' in tests[0].params"),
     ("      streams: [1, 4]", "      streams: []", 10, "empty list"),
     ("placements: [intra-host, inter-host, underlay]", "placements: [intra-host, moon]", 5,
-     "'placements[1]' must be one of intra-host, inter-host, service, underlay"),
+     "'placements[1]' must be one of intra-host, inter-host, service, host-network, underlay"),
     ("  - suite: iperf3-tcp", "  - suite: iperf9", 7, "'tests[0].suite' must be one of"),
     ("    params:\n      duration_s: 2\n      streams: [1, 4]", "    params: 5", 8,
      "'tests[0].params' must be a mapping"),

@@ -11,6 +11,8 @@ PLACEMENTS: dict[str, str] = {
     "inter-host": "pod to pod on different hosts (the CNI's overlay or routes over the underlay)",
     "service": "pod to a ClusterIP whose backend is a pod on another host (kube-proxy iptables "
                "DNAT on the client's host)",
+    "host-network": "hostNetwork pods: both ends in the hosts' network namespaces, over the "
+                    "underlay (in the netns lab the same path as 'underlay')",
     "underlay": "host to host over the underlay, no CNI on the path: the bare-metal baseline",
 }
 

@@ -146,6 +146,50 @@ class TeardownReport:
         return bool(self.namespaces or self.processes or self.root_links or self.state_removed)
 
 
+# Set in the environment of every process that builds the lab (the playbook, its
+# modules, what they start), so that ``down`` can stop a build that outlived a
+# killed cnilab: ansible-playbook runs in its own session and keeps going.
+BUILDER_ENV = "CNILAB_LAB_BUILDER"
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+                pid = int(fh.read().rsplit(") ", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def builder_pids() -> list[int]:
+    """Processes carrying the builder marker, except this process and its ancestors."""
+    marker = f"{BUILDER_ENV}=1".encode()
+    mine = _ancestors()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _stop_builders() -> list[int]:
+    """SIGKILL an unfinished build first, so nothing is created behind ``down``'s back."""
+    pids = builder_pids()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
 def lab_namespaces(prefix: str = PREFIX) -> list[str]:
     """Every namespace that carries the lab prefix (also ones no plan mentions)."""
     return sorted(n for n in hosts.existing_netns() if n.startswith(f"{prefix}-"))
@@ -175,16 +219,16 @@ def _end_processes(pids: list[int], grace_s: float = 2.0) -> list[int]:
         except ProcessLookupError:
             continue
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(p) for p in ended):
+    while time.monotonic() < deadline and any(process_alive(p) for p in ended):
         time.sleep(0.05)
     for pid in ended:
-        if _alive(pid):
+        if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     return ended
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -214,6 +258,7 @@ def down(prefix: str = PREFIX) -> TeardownReport:
     Finds objects by name prefix and by pid files, not only from the saved
     plan, so it also cleans up after a build that died half-way.
     """
+    builders = _stop_builders()
     namespaces = lab_namespaces(prefix)
     pids = sorted({p for ns in namespaces for p in _namespace_pids(ns)} | set(_pidfile_pids()))
     ended = _end_processes(pids)
@@ -225,7 +270,7 @@ def down(prefix: str = PREFIX) -> TeardownReport:
     state = paths.lab_state_dir() / "lab"
     existed = state.exists()
     shutil.rmtree(state, ignore_errors=True)
-    return TeardownReport(namespaces, ended, links, existed)
+    return TeardownReport(namespaces, sorted(set(ended) | set(builders)), links, existed)
 
 
 def leftovers(prefix: str = PREFIX) -> dict[str, list[str]]:

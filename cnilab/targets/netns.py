@@ -36,7 +36,8 @@ class NetnsTarget(Target):
             self.down(ansible_dir=ansible_dir)
         run_playbook(PLAYBOOK, private_data_dir=ansible_dir,
                      extravars={"lab_netns_state": "present", "lab_netns_plan": plan.to_dict()},
-                     progress=self.progress, ident=f"up-{cni}-{mode}")
+                     progress=self.progress, ident=f"up-{cni}-{mode}",
+                     env={core.BUILDER_ENV: "1"})
         self.plan = plan
 
     def down(self, *, ansible_dir: Path | None = None) -> None:
@@ -71,7 +72,9 @@ class NetnsTarget(Target):
             vip = kube_proxy.service_ip(plan)
             return pod(0, 0), Endpoint(f"svc/bench->{backend.name}", backend.host, vip,
                                        "service", backend.netns, bind_address=backend.address)
-        if placement == "underlay":
+        if placement in ("underlay", "host-network"):
+            # A hostNetwork pod runs in its node's network namespace, which in the
+            # lab is the emulated host itself: the same path as the underlay.
             return (Endpoint(h1.name, h1.name, h1.underlay_ip, "host", h1.netns),
                     Endpoint(h2.name, h2.name, h2.underlay_ip, "host", h2.netns))
         raise InputError(f"the netns lab has no placement '{placement}'")

@@ -11,6 +11,7 @@ from cnilab.lab.datapaths import (  # noqa: F401  (registration side effect)
     calico,
     cilium,
     flannel,
+    kube_router,
     weave,
 )
 from cnilab.lab.datapaths.base import Datapath, datapath_for, implemented_modes
