@@ -84,6 +84,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_parse(args: argparse.Namespace) -> int:
+    from cnilab.bench.parsers import ParseError
+    from cnilab.bench.parsers import iperf3 as iperf3_parser
+    from cnilab.bench.parsers import netperf as netperf_parser
+    from cnilab.errors import InputError
+
+    parsers = {"iperf3": iperf3_parser.parse, "netperf": netperf_parser.parse}
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{args.file}: cannot read: {exc}") from None
+    try:
+        metrics = parsers[args.tool](text)
+    except ParseError as exc:
+        raise InputError(f"{args.file}: {exc}") from None
+    print(json.dumps({"tool": args.tool, "file": args.file, "metrics": metrics}, indent=2,
+                     sort_keys=True))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from cnilab.report import write_report
 
@@ -140,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run")
     p.add_argument("--report", action="store_true", help="write the report when done")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("parse", help="parse a raw iperf3 or netperf output file",
+                       description="Print, as JSON, the metrics the engine would store for a "
+                                   "raw tool output (iperf3 -J, netperf omni -k), through the "
+                                   "same parser. Invalid input: one-line error, exit 2.")
+    p.add_argument("tool", choices=["iperf3", "netperf"])
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=_cmd_parse)
 
     p = sub.add_parser("report", help="write report.md and figures for a run",
                        description="Regenerate report.md and figures from a run directory.")

@@ -15,12 +15,13 @@ from typing import Any
 import jinja2
 
 from cnilab.bench.placements import BASELINE, PLACEMENTS
+from cnilab.bench.suites import get_suite
 from cnilab.errors import InputError
 from cnilab.rundir import RunDir, atomic_write_text
 from cnilab.stats import Summary, summarize
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-METRIC = "throughput_gbps"
+FIGURE_METRIC = "throughput_gbps"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Row:
     mode: str
     placement: str
     test: str
+    metric: str
     summary: Summary
     ratio: float | None
     command: str
@@ -41,13 +43,14 @@ def _test_label(record: dict[str, Any]) -> str:
 
 
 def build_rows(records: list[dict[str, Any]]) -> list[Row]:
-    """One row per cell with the statistics of its ok measurements."""
+    """One row per cell: the statistics of its suite's primary metric over ok measurements."""
     values: dict[str, list[float]] = defaultdict(list)
     first: dict[str, dict[str, Any]] = {}
     for r in records:
-        if r["status"] != "ok" or METRIC not in r["metrics"]:
+        metric = get_suite(r["cell"]["suite"]).primary_metric
+        if r["status"] != "ok" or r["metrics"].get(metric) is None:
             continue
-        values[r["cell_id"]].append(float(r["metrics"][METRIC]))
+        values[r["cell_id"]].append(float(r["metrics"][metric]))
         first.setdefault(r["cell_id"], r)
     baselines: dict[tuple[str, str, str], float] = {}
     summaries = {cid: summarize(v) for cid, v in values.items()}
@@ -62,8 +65,9 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
         label = _test_label(rec)
         base = baselines.get((cell["cni"], cell["mode"], label))
         ratio = summaries[cid].mean / base if base else None
-        rows.append(Row(cell["cni"], cell["mode"], cell["placement"], label, summaries[cid],
-                        ratio, shlex.join(rec["commands"]["client"])))
+        rows.append(Row(cell["cni"], cell["mode"], cell["placement"], label,
+                        get_suite(cell["suite"]).primary_metric, summaries[cid], ratio,
+                        shlex.join(rec["commands"]["client"])))
     rows.sort(key=lambda r: (r.cni, r.mode, r.test, order.index(r.placement)
                              if r.placement in order else 99))
     return rows
@@ -97,9 +101,9 @@ def draw_throughput(rows: list[Row], run_id: str, emulation: bool, out: Path) ->
                label=f"{group[0]}/{group[1]}")
     ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(placements))])
     ax.set_xticklabels(placements)
-    ax.set_ylabel("TCP throughput (Gbit/s), mean ± 95 % CI")
+    ax.set_ylabel("throughput (Gbit/s), mean ± 95 % CI")
     where = "netns lab (emulation)" if emulation else "cluster"
-    ax.set_title(f"iperf3 TCP throughput per placement — {where}\nrun {run_id}", fontsize=10)
+    ax.set_title(f"Throughput per placement — {where}\nrun {run_id}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", linestyle=":", color="grey")
     fig.tight_layout()
@@ -119,14 +123,16 @@ def write_report(run_path: Path) -> Path:
     rows = build_rows(records)
     failures = [r for r in records if r["status"] != "ok"]
     figure = "throughput.png"
-    if rows:
-        draw_throughput(rows, run.run_id, bool(manifest["target"]["emulation"]),
+    throughput_rows = [r for r in rows if r.metric == FIGURE_METRIC]
+    if throughput_rows:
+        draw_throughput(throughput_rows, run.run_id, bool(manifest["target"]["emulation"]),
                         run.path / figure)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
     text = env.get_template("report.md.j2").render(
-        manifest=manifest, rows=rows, failures=failures, figure=figure,
+        manifest=manifest, rows=rows, failures=failures,
+        figure=figure if throughput_rows else None,
         counts={"ok": len(records) - len(failures), "failed": len(failures),
                 "planned": run.read_state().get("planned", len(records))},
     )

@@ -177,8 +177,9 @@ class RunReporter:
         head = (f"[{index}/{total}] {label} {cell['placement']} "
                 f"{cell['suite']} r{record['repetition']}")
         if record["status"] == "ok":
-            value = record["metrics"].get("throughput_gbps")
-            figure = f"{value:.2f} Gbit/s" if isinstance(value, float) else "ok"
+            metric = get_suite(cell["suite"]).primary_metric
+            value = record["metrics"].get(metric)
+            figure = f"{metric} {value:.2f}" if isinstance(value, float) else "ok"
             self.line(f"{head}: {figure} ({record['elapsed_s']:.1f} s)")
         else:
             self.line(f"{head}: {record['status'].upper()}: {record['error']}")

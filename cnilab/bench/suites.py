@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from cnilab.bench.executor import Endpoint
 from cnilab.bench.params import ParamSpec
 from cnilab.bench.parsers import iperf3 as iperf3_parser
+from cnilab.bench.parsers import netperf as netperf_parser
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,137 @@ class Iperf3Tcp(Suite):
         return iperf3_parser.parse(client_output)
 
 
-SUITES: dict[str, Suite] = {s.name: s for s in (Iperf3Tcp(),)}
+class Iperf3Udp(Suite):
+    name = "iperf3-udp"
+    tool = "iperf3"
+    description = "iperf3 UDP at a target rate: received rate, loss and jitter (-u -b, -J)"
+    primary_metric = "throughput_gbps"
+    params: ClassVar[dict[str, ParamSpec]] = {
+        "duration_s": ParamSpec("duration_s", int, 10, "test length in seconds (-t)", 1, 3600),
+        "bitrate_mbps": ParamSpec("bitrate_mbps", int, 1000, "target rate in Mbit/s (-b)", 1,
+                                  100000),
+        "length_bytes": ParamSpec("length_bytes", int, 1400, "datagram payload (-l); keep "
+                                  "below the pod MTU minus 28", 16, 65000),
+        "port": ParamSpec("port", int, 5201, "server port (-p)", 1024, 65535),
+    }
+
+    def invocation(self, client: Endpoint, server: Endpoint, params: dict[str, Any]) -> Invocation:
+        p = self.resolve(params)
+        port = int(p["port"])
+        server_argv = ["iperf3", "--server", "--one-off", "--json", "--bind",
+                       server.listen_address, "--port", str(port)]
+        client_argv = ["iperf3", "--client", server.address, "--port", str(port), "--json",
+                       "--udp", "--bitrate", f"{p['bitrate_mbps']}M", "--length",
+                       str(p["length_bytes"]), "--time", str(p["duration_s"])]
+        return Invocation(server_argv, client_argv, port, float(p["duration_s"]) + 15.0)
+
+    def parse(self, client_output: str) -> dict[str, Any]:
+        return iperf3_parser.parse(client_output)
+
+
+NETSERVER_PORT = 12865
+NETPERF_DATA_PORT = 12866
+# Omni output selectors every netperf suite asks for (-k); latency ones need -j.
+NETPERF_SELECTORS = (
+    "THROUGHPUT,THROUGHPUT_UNITS,TRANSACTION_RATE,RT_LATENCY,MIN_LATENCY,MEAN_LATENCY,"
+    "P50_LATENCY,P90_LATENCY,P99_LATENCY,MAX_LATENCY,STDDEV_LATENCY,LOCAL_CPU_UTIL,"
+    "REMOTE_CPU_UTIL,PROTOCOL,ELAPSED_TIME,REQUEST_SIZE,RESPONSE_SIZE,LOCAL_SEND_SIZE,"
+    "LOCAL_TRANSPORT_RETRANS,CONFIDENCE_LEVEL,CONFIDENCE_INTERVAL,CONFIDENCE_ITERATION,"
+    "THROUGHPUT_CONFID"
+)
+
+
+class _Netperf(Suite):
+    """netperf omni tests against netserver, on fixed control and data ports so that a
+    Service (DNAT) can carry them."""
+
+    tool = "netperf"
+    test_type: ClassVar[str]
+    common: ClassVar[dict[str, ParamSpec]] = {
+        "duration_s": ParamSpec("duration_s", int, 10, "test length in seconds (-l)", 1, 3600),
+        "cpu": ParamSpec("cpu", bool, True, "measure local and remote CPU (-c -C; "
+                         "system-wide figures)"),
+        "confidence": ParamSpec("confidence", int, 0, "netperf's own confidence engine: "
+                                "interval width in percent at 95 % (-I 95,W -i 10,3); "
+                                "0 = off", 0, 50),
+    }
+    specific: ClassVar[dict[str, ParamSpec]] = {}
+
+    @property
+    def params(self) -> dict[str, ParamSpec]:  # type: ignore[override]
+        return {**self.common, **self.specific}
+
+    def test_options(self, p: dict[str, Any]) -> list[str]:
+        return []
+
+    def invocation(self, client: Endpoint, server: Endpoint, params: dict[str, Any]) -> Invocation:
+        p = self.resolve(params)
+        server_argv = ["netserver", "-D", "-4", "-L", server.listen_address, "-p",
+                       str(NETSERVER_PORT)]
+        client_argv = ["netperf", "-H", server.address, "-p", str(NETSERVER_PORT), "-4",
+                       "-l", str(p["duration_s"]), "-t", self.test_type, "-j"]
+        if p["cpu"]:
+            client_argv += ["-c", "-C"]
+        iterations = 1
+        if p["confidence"]:
+            iterations = 10
+            client_argv += ["-I", f"95,{p['confidence']}", "-i", "10,3"]
+        client_argv += ["--", *self.test_options(p), "-P", f"0,{NETPERF_DATA_PORT}",
+                        "-k", NETPERF_SELECTORS]
+        timeout = float(p["duration_s"]) * iterations + 20.0
+        return Invocation(server_argv, client_argv, NETSERVER_PORT, timeout)
+
+    def parse(self, client_output: str) -> dict[str, Any]:
+        return netperf_parser.parse(client_output)
+
+
+class NetperfTcpStream(_Netperf):
+    name = "netperf-tcp-stream"
+    test_type = "TCP_STREAM"
+    description = "netperf TCP_STREAM: bulk throughput for a send size (-m)"
+    primary_metric = "throughput_gbps"
+    specific: ClassVar[dict[str, ParamSpec]] = {
+        "message_size": ParamSpec("message_size", int, 16384, "send size in bytes (-m)", 1,
+                                  1048576),
+    }
+
+    def test_options(self, p: dict[str, Any]) -> list[str]:
+        return ["-m", str(p["message_size"])]
+
+
+class _NetperfRR(_Netperf):
+    primary_metric = "transactions_per_s"
+    specific: ClassVar[dict[str, ParamSpec]] = {
+        "request_size": ParamSpec("request_size", int, 1, "request bytes (-r)", 1, 1048576),
+        "response_size": ParamSpec("response_size", int, 1, "response bytes (-r)", 1,
+                                   1048576),
+    }
+
+    def test_options(self, p: dict[str, Any]) -> list[str]:
+        return ["-r", f"{p['request_size']},{p['response_size']}"]
+
+
+class NetperfTcpRR(_NetperfRR):
+    name = "netperf-tcp-rr"
+    test_type = "TCP_RR"
+    description = "netperf TCP_RR: request/response transactions and latency percentiles"
+
+
+class NetperfUdpRR(_NetperfRR):
+    name = "netperf-udp-rr"
+    test_type = "UDP_RR"
+    description = "netperf UDP_RR: request/response transactions and latency percentiles"
+
+
+class NetperfTcpCRR(_NetperfRR):
+    name = "netperf-tcp-crr"
+    test_type = "TCP_CRR"
+    description = "netperf TCP_CRR: connect, request, response, close per transaction"
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (
+    Iperf3Tcp(), Iperf3Udp(), NetperfTcpStream(), NetperfTcpRR(), NetperfUdpRR(),
+    NetperfTcpCRR())}
 
 
 def get_suite(name: str) -> Suite:

@@ -1,0 +1,62 @@
+"""Every suite at every placement on the netns lab (root), through the engine's measure()."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cnilab.bench.engine import Measurement, measure
+from cnilab.bench.placements import PLACEMENTS
+from cnilab.bench.suites import SUITES
+from cnilab.lab import core
+from cnilab.lab.plan import LabPlan, make_plan
+from cnilab.rundir import RunDir
+from cnilab.spec import Cell
+from cnilab.targets.netns import NetnsTarget
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+SHORT = {"duration_s": 1}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabPlan]:
+    core.down()
+    plan = make_plan("flannel", "vxlan")
+    core.preflight(plan)
+    for step in (core.ensure_hosts, core.ensure_datapath, core.ensure_pods,
+                 core.ensure_endpoints):
+        step(plan)
+    yield plan
+    core.down()
+    assert not any(core.leftovers().values())
+
+
+@pytest.mark.parametrize("placement", list(PLACEMENTS))
+@pytest.mark.parametrize("suite_name", sorted(SUITES))
+def test_suite_at_placement(lab: LabPlan, tmp_path: Path, suite_name: str,
+                            placement: str) -> None:
+    target = NetnsTarget()
+    target.plan = lab
+    client, server = target.endpoints(placement)
+    run = RunDir(tmp_path)
+    (tmp_path / "raw").mkdir()
+    cell = Cell(lab.cni, lab.mode, placement, suite_name, tuple(sorted(SHORT.items())))
+    record = measure(target.executor(), Measurement(cell, 1), client, server, run, 1)
+    assert record["status"] == "ok", record["error"]
+    m = record["metrics"]
+    suite = SUITES[suite_name]
+    assert (tmp_path / record["raw"]["client"]).is_file()
+    assert record["params"]["duration_s"] == 1 and record["commands"]["client"][0] == suite.tool
+    if suite.primary_metric == "throughput_gbps":
+        assert 0.01 < m["throughput_gbps"] < 500
+    else:
+        assert 100 < m["transactions_per_s"] < 10_000_000
+        for p in ("p50", "p90", "p99"):
+            assert m[f"latency_{p}_us"] > 0  # -j was passed: percentiles present
+    if suite_name == "iperf3-udp":
+        assert m["lost_percent"] is not None and m["jitter_ms"] is not None
+    if suite.tool == "netperf":
+        assert m["local_cpu_percent"] >= 0 and m["remote_cpu_percent"] >= 0
