@@ -48,7 +48,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
     first: dict[str, dict[str, Any]] = {}
     for r in records:
         metric = get_suite(r["cell"]["suite"]).primary_metric
-        if r["status"] != "ok" or r["metrics"].get(metric) is None:
+        if r.get("warmup") or r["status"] != "ok" or r["metrics"].get(metric) is None:
             continue
         values[r["cell_id"]].append(float(r["metrics"][metric]))
         first.setdefault(r["cell_id"], r)

@@ -164,7 +164,8 @@ class RunDir:
                     raise CnilabError(f"{self.results_path}:{number}: corrupt record: "
                                       f"{exc.msg}") from None
 
-    def raw_path(self, seq: int, cell_slug: str, repetition: int, role: str, ext: str) -> Path:
+    def raw_path(self, seq: int, cell_slug: str, repetition: int | str, role: str,
+                 ext: str) -> Path:
         return self.raw_dir / f"{seq:05d}-{cell_slug}-r{repetition}-{role}.{ext}"
 
 

@@ -21,7 +21,9 @@ from cnilab.modes import catalog
 from cnilab.yamlpos import PosDict, PosList, line_of, load_file, load_text
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions"}
+TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions",
+            "warmup", "cpu_pinning"}
+PINNING = ["auto", "off"]
 LAB_KEYS = {"hosts", "pods_per_host"}
 MATRIX_KEYS = {"cni", "mode", "policy"}
 TEST_KEYS = {"suite", "params"}
@@ -88,6 +90,8 @@ class Spec:
     tests: tuple[TestSpec, ...]
     repetitions: int
     sha256: str = field(default="")
+    warmup: int = 1                 # discarded measurements per cell before the repetitions
+    cpu_pinning: str = "auto"       # auto | off (see cnilab/bench/pinning.py)
 
     def cells(self) -> list[Cell]:
         """Every (mode, placement, test, parameter combination), in a stable order."""
@@ -230,7 +234,17 @@ def parse_spec(data: Any, path: str, text: str) -> Spec:
 
     repetitions = v.integer(top["repetitions"], top, "repetitions", "repetitions", 1,
                             MAX_REPETITIONS)
-    return Spec(path=path, text=text, name=name, description=description, hosts=hosts,
+    warmup = 1
+    if "warmup" in top:
+        warmup = v.integer(top["warmup"], top, "warmup", "warmup", 0, 10)
+    pinning = "auto"
+    if "cpu_pinning" in top:
+        raw = top["cpu_pinning"]
+        # YAML 1.1 reads a bare `off` as false.
+        pinning = v.string("off" if raw is False else raw, top, "cpu_pinning", "cpu_pinning",
+                           PINNING)
+    return Spec(warmup=warmup, cpu_pinning=pinning,
+                path=path, text=text, name=name, description=description, hosts=hosts,
                 pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
                 tests=tuple(tests), repetitions=repetitions,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())

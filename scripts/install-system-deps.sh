@@ -15,7 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 # What the netns lab and the benchmark engine use.
 lab_packages=(
-  iproute2 iptables ipset conntrack iputils-ping procps psmisc
+  iproute2 iptables ipset conntrack iputils-ping procps psmisc util-linux
   iperf3 netperf containernetworking-plugins bird2 gobgpd
   clang llvm libbpf-dev bpftool
   python3 python3-venv python3-pip make git

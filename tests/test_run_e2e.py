@@ -34,12 +34,17 @@ tests:
   - suite: iperf3-tcp
     params: {duration_s: 1, omit_s: 0}
 repetitions: REPS
+warmup: WARMUP
 """
 
 
-def _write_spec(tmp_path: Path, reps: int) -> Path:
+def _spec_text(reps: int, warmup: int = 0) -> str:
+    return SPEC.replace("REPS", str(reps)).replace("WARMUP", str(warmup))
+
+
+def _write_spec(tmp_path: Path, reps: int, warmup: int = 0) -> Path:
     path = tmp_path / "e2e.yaml"
-    path.write_text(SPEC.replace("REPS", str(reps)), encoding="utf-8")
+    path.write_text(_spec_text(reps, warmup), encoding="utf-8")
     return path
 
 
@@ -49,11 +54,11 @@ def _iperf3_processes() -> list[str]:
 
 
 def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    spec = _write_spec(tmp_path, 2)
+    spec = _write_spec(tmp_path, 2, warmup=1)
     proc = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    assert "[10/10]" in proc.stderr  # progress lines
+    assert "[15/15]" in proc.stderr and "warm-up 1" in proc.stderr  # progress lines
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["target"] == {"kind": "netns", "emulation": True}
@@ -64,6 +69,10 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
     assert manifest["lab_snapshots"]["flannel/vxlan"].startswith("lab/")
 
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    warmups = [r for r in records if r["warmup"]]
+    assert len(warmups) == 5 and all(r["key"].endswith("#w1") for r in warmups)
+    assert records[:5] == warmups  # warm-ups come first
+    records = [r for r in records if not r["warmup"]]
     assert len(records) == 10
     assert {r["cell"]["placement"] for r in records} == {"intra-host", "inter-host", "service",
                                                          "host-network", "underlay"}
@@ -71,7 +80,15 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
         assert r["status"] == "ok", r["error"]
         assert 0.05 < r["metrics"]["throughput_gbps"] < 500
         assert (run_dir / r["raw"]["client"]).is_file()
-        assert r["commands"]["client"][0] == "iperf3" and "--json" in r["commands"]["client"]
+        # pinned (auto): stream tests, client and server on different CPUs
+        assert r["commands"]["client"][:3] == ["taskset", "-c", "0"]
+        assert r["commands"]["server"][:3] == ["taskset", "-c", "1"]
+        assert r["cpu_pinning"] == {"client": 0, "server": 1}
+        assert r["commands"]["client"][3] == "iperf3" and "--json" in r["commands"]["client"]
+        # machine CPU cost from /proc/stat around the client run
+        m = r["metrics"]
+        assert m["cpu_busy_s"] > 0 and m["cpu_s_per_gbit"] > 0 and m["cycles_per_packet"] > 0
+        assert m["client_interface_packets"] > 1000
         assert r["params"]["port"] == 5201
     # interleaved order: repetition 1 of every cell before repetition 2
     assert [r["repetition"] for r in records] == [1] * 5 + [2] * 5
@@ -79,12 +96,13 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
     assert service["endpoints"]["server"]["address"].startswith("10.96.")
     assert service["endpoints"]["server"]["listen_address"].startswith("10.244.")
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["status"] == "complete" and state["completed"] == 10
+    assert state["status"] == "complete" and state["completed"] == 15
     assert list((run_dir / "ansible").iterdir())
 
     rep = cli("report", str(run_dir))
     assert rep.returncode == 0, rep.stderr
     report = (run_dir / "report.md").read_text()
+    assert "| 2 |" in report and "| 3 |" not in report  # n = 2: warm-ups are not counted
     assert run_dir.name in report and "an emulation" in report
     assert (run_dir / "throughput.png").stat().st_size > 5000
     assert not _iperf3_processes()
@@ -141,7 +159,7 @@ class _BrokenUnderlay(NetnsTarget):
 
 
 def test_failed_measurement_recorded_and_run_goes_on(clean_lab: None, tmp_path: Path) -> None:
-    spec = load_spec_text(SPEC.replace("REPS", "1"), "e2e.yaml")
+    spec = load_spec_text(_spec_text(1), "e2e.yaml")
     target = _BrokenUnderlay()
     run = RunDir.create(tmp_path, "r")
     run.write_manifest(build_manifest(spec, load_pins(), target, run, ["test"]))

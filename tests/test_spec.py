@@ -67,6 +67,10 @@ BAD = [
     ("placements: [intra-host, inter-host, underlay]", "placements: [intra-host, inter-host", 6,
      "malformed YAML"),  # the parser notices the missing ']' on the next line
     ("name: t\n", "name: t\nname: u\n", 2, "duplicate key 'name'"),
+    ("repetitions: 2", "repetitions: 2\nwarmup: 11", 12,
+     "'warmup' must be an integer from 0 to 10"),
+    ("repetitions: 2", "repetitions: 2\ncpu_pinning: always", 12,
+     "'cpu_pinning' must be one of auto, off"),
 ]
 
 
@@ -120,3 +124,22 @@ def test_cli_validate_missing_file(cli, tmp_path: Path) -> None:  # type: ignore
     proc = cli("validate", str(tmp_path / "nope.yaml"))
     assert proc.returncode == 2
     assert "nope.yaml: cannot read" in proc.stderr
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", "auto"), ("cpu_pinning: auto\n", "auto"),
+                                               ("cpu_pinning: off\n", "off"),
+                                               ("cpu_pinning: 'off'\n", "off")])
+def test_cpu_pinning_values(text: str, expected: str) -> None:
+    assert load_spec_text(GOOD + text, "p.yaml").cpu_pinning == expected
+
+
+def test_plan_puts_warmups_first_then_interleaves() -> None:
+    from cnilab.bench.engine import plan_measurements
+
+    spec = load_spec_text(GOOD + "warmup: 1\n", "w.yaml")
+    plan = plan_measurements(spec)
+    cells = len(spec.cells())
+    assert len(plan) == cells * (1 + 2)
+    assert all(m.warmup and m.key.endswith("#w1") for m in plan[:cells])
+    assert [m.repetition for m in plan[cells:]] == [1] * cells + [2] * cells
+    assert len({m.key for m in plan}) == len(plan)

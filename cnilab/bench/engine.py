@@ -8,6 +8,7 @@ directory.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 from cnilab import machine, toolversions
 from cnilab.ansible_engine import Interrupted
+from cnilab.bench import cpu, pinning
 from cnilab.bench.executor import Endpoint, Executor, ExecutorError
 from cnilab.bench.parsers import ParseError
 from cnilab.bench.suites import get_suite
@@ -31,27 +33,32 @@ from cnilab.targets.base import Target
 
 @dataclass(frozen=True)
 class Measurement:
-    """One planned measurement: a cell at a repetition."""
+    """One planned measurement: a cell at a repetition, or one of its discarded warm-ups."""
 
     cell: Cell
     repetition: int
+    warmup: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.cell.cell_id}#r{self.repetition}"
+        return f"{self.cell.cell_id}#{'w' if self.warmup else 'r'}{self.repetition}"
 
 
 def plan_measurements(spec: Spec) -> list[Measurement]:
     """All measurements in run order.
 
-    Within one (cni, mode) the order is interleaved: repetition 1 of every
-    cell, then repetition 2 of every cell, and so on, so that slow drift of a
-    noisy machine spreads over all cells instead of biasing the last one.
+    Within one (cni, mode): first ``warmup`` discarded runs of every cell
+    (caches, ARP and conntrack entries, CPU frequency settle), then the
+    repetitions interleaved: repetition 1 of every cell, then repetition 2 of
+    every cell, and so on, so that slow drift of a noisy machine spreads over
+    all cells instead of biasing the last one.
     """
     cells = spec.cells()
     order: list[Measurement] = []
     for ref in spec.matrix:
         group = [c for c in cells if c.mode_key == ref.key]
+        for rep in range(1, spec.warmup + 1):
+            order.extend(Measurement(c, rep, warmup=True) for c in group)
         for rep in range(1, spec.repetitions + 1):
             order.extend(Measurement(c, rep) for c in group)
     return order
@@ -73,6 +80,8 @@ def measure(
     server: Endpoint,
     run: RunDir,
     seq: int,
+    *,
+    pin: bool = False,
 ) -> dict[str, Any]:
     """Run one measurement, save its raw outputs, and return its record (never raises
     for a failed measurement: the failure is the record)."""
@@ -80,9 +89,13 @@ def measure(
     suite = get_suite(cell.suite)
     resolved = suite.resolve(cell.params_dict())
     inv = suite.invocation(client, server, resolved)
+    cpus = pinning.choose(suite.kind, os.cpu_count() or 1) if pin else None
+    if cpus is not None:
+        inv = pinning.apply(inv, cpus)
     cell_slug = slug(f"{cell.mode_key.replace('/', '-')}-{cell.placement}-{cell.suite}")
-    client_raw = run.raw_path(seq, cell_slug, measurement.repetition, "client", "json")
-    server_raw = run.raw_path(seq, cell_slug, measurement.repetition, "server", "json")
+    rep_label = f"w{measurement.repetition}" if measurement.warmup else measurement.repetition
+    client_raw = run.raw_path(seq, cell_slug, rep_label, "client", "json")
+    server_raw = run.raw_path(seq, cell_slug, rep_label, "server", "json")
     record: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
         "run_id": run.run_id,
@@ -92,6 +105,9 @@ def measure(
         "cell": cell.as_record(),
         "params": resolved,
         "repetition": measurement.repetition,
+        "warmup": measurement.warmup,
+        "cpu_pinning": {"client": cpus.client, "server": cpus.server} if cpus else None,
+        "cpu_scope": "machine: /proc/stat over the client run",
         "tool": suite.tool,
         "commands": {"server": inv.server_argv, "client": inv.client_argv},
         "endpoints": {"client": _endpoint_record(client), "server": _endpoint_record(server)},
@@ -106,7 +122,13 @@ def measure(
     try:
         handle = executor.start_server(server, inv.server_argv)
         executor.wait_listening(handle, inv.port)
+        packets_before = executor.interface_packets(client)
+        cpu_before = cpu.sample()
         result = executor.run_client(client, inv.client_argv, inv.timeout_s)
+        cpu_used = cpu.delta_seconds(cpu_before, cpu.sample())
+        packets_after = executor.interface_packets(client)
+        packets = (packets_after - packets_before
+                   if packets_before is not None and packets_after is not None else None)
         client_raw.write_text(result.stdout, encoding="utf-8")
         record["raw"]["client"] = client_raw.relative_to(run.path).as_posix()
         if result.stderr.strip():
@@ -120,6 +142,11 @@ def measure(
         else:
             try:
                 record["metrics"] = suite.parse(result.stdout)
+                record["metrics"].update(cpu_used)
+                if packets is not None:
+                    record["metrics"]["client_interface_packets"] = packets
+                record["metrics"].update(cpu.cost_metrics(cpu_used, record["metrics"], packets,
+                                                          cpu.clock_hz()))
                 record["status"] = "ok" if result.returncode == 0 else "failed"
                 if result.returncode != 0:
                     record["error"] = f"client exited {result.returncode}: " + \
@@ -174,8 +201,8 @@ class RunReporter:
     def measured(self, index: int, total: int, record: dict[str, Any]) -> None:
         cell = record["cell"]
         label = f"{cell['cni']}/{cell['mode']}{'+policy' if cell.get('policy') else ''}"
-        head = (f"[{index}/{total}] {label} {cell['placement']} "
-                f"{cell['suite']} r{record['repetition']}")
+        rep = f"{'warm-up ' if record.get('warmup') else 'r'}{record['repetition']}"
+        head = f"[{index}/{total}] {label} {cell['placement']} {cell['suite']} {rep}"
         if record["status"] == "ok":
             metric = get_suite(cell["suite"]).primary_metric
             value = record["metrics"].get(metric)
@@ -249,7 +276,8 @@ def execute(
                 for m in group:
                     client, server = target.endpoints(m.cell.placement)
                     seq += 1
-                    record = measure(executor, m, client, server, run, seq)
+                    record = measure(executor, m, client, server, run, seq,
+                                     pin=spec.cpu_pinning == "auto")
                     run.append_result(record)
                     done.add(m.key)
                     measured += 1

@@ -9,6 +9,7 @@ parsing are shared.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -71,6 +72,10 @@ class Executor(ABC):
     @abstractmethod
     def stop_server(self, handle: ServerHandle) -> Completed: ...
 
+    def interface_packets(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
+        """Packets sent plus received on an endpoint's interface (None if unknown)."""
+        return None
+
 
 def _listening(pid: int, port: int) -> bool:
     """Whether the network namespace of ``pid`` has a TCP socket listening on ``port``.
@@ -132,6 +137,16 @@ class NetnsExecutor(Executor):
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             return Completed(full, -9, out, err, time.monotonic() - started, timed_out=True)
+
+    def interface_packets(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
+        if endpoint.netns is None:
+            return None
+        proc = subprocess.run(["ip", "-n", endpoint.netns, "-j", "-s", "link", "show", ifname],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            return None
+        stats = json.loads(proc.stdout)[0]["stats64"]
+        return int(stats["rx"]["packets"]) + int(stats["tx"]["packets"])
 
     def stop_server(self, handle: ServerHandle) -> Completed:
         proc = handle.process

@@ -34,6 +34,7 @@ class Suite(ABC):
     description: ClassVar[str]
     params: ClassVar[dict[str, ParamSpec]]
     primary_metric: ClassVar[str]
+    kind: ClassVar[str] = "stream"   # stream | rr: decides CPU pinning
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Parameters with defaults filled in (the spec has already been validated)."""
@@ -178,6 +179,7 @@ class NetperfTcpStream(_Netperf):
 
 class _NetperfRR(_Netperf):
     primary_metric = "transactions_per_s"
+    kind = "rr"
     specific: ClassVar[dict[str, ParamSpec]] = {
         "request_size": ParamSpec("request_size", int, 1, "request bytes (-r)", 1, 1048576),
         "response_size": ParamSpec("response_size", int, 1, "response bytes (-r)", 1,

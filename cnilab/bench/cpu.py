@@ -1,0 +1,71 @@
+"""Machine CPU cost of a measurement, from /proc/stat, and the study's cycles per packet.
+
+iperf3's ``cpu_utilization_percent`` covers only the iperf3 process (getrusage):
+it misses softirq work and encapsulation done outside it, which is exactly the
+datapath's cost. So around every client run we sample the machine-wide CPU
+time split and turn it into CPU-seconds per gigabit and cycles per packet
+(busy time x clock / packets through the client's interface). In the netns
+lab both ends share the machine, so the figure covers the whole emulated path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    jiffies: dict[str, int]
+
+
+def sample(path: Path = Path("/proc/stat")) -> CpuSample:
+    """The aggregate ``cpu`` line of /proc/stat."""
+    with open(path, encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("cpu "):
+                values = [int(v) for v in line.split()[1:1 + len(FIELDS)]]
+                return CpuSample(dict(zip(FIELDS, values, strict=False)))
+    raise RuntimeError(f"{path}: no aggregate cpu line")
+
+
+def delta_seconds(before: CpuSample, after: CpuSample,
+                  hz: int | None = None) -> dict[str, float]:
+    """CPU-seconds spent per category between two samples (summed over all CPUs)."""
+    ticks = hz or os.sysconf("SC_CLK_TCK")
+    d = {k: (after.jiffies.get(k, 0) - before.jiffies.get(k, 0)) / ticks for k in FIELDS}
+    busy = sum(v for k, v in d.items() if k not in ("idle", "iowait"))
+    return {
+        "cpu_user_s": d["user"] + d["nice"],
+        "cpu_system_s": d["system"],
+        "cpu_softirq_s": d["softirq"],
+        "cpu_irq_s": d["irq"],
+        "cpu_busy_s": busy,
+        "cpu_idle_s": d["idle"] + d["iowait"],
+    }
+
+
+def clock_hz(path: Path = Path("/proc/cpuinfo")) -> float | None:
+    """Mean current clock from /proc/cpuinfo (None where the kernel does not report it)."""
+    try:
+        mhz = [float(line.split(":", 1)[1]) for line in path.read_text().splitlines()
+               if line.startswith("cpu MHz")]
+    except (OSError, ValueError):
+        return None
+    return sum(mhz) / len(mhz) * 1e6 if mhz else None
+
+
+def cost_metrics(cpu: dict[str, float], metrics: dict[str, Any], packets: int | None,
+                 hz: float | None) -> dict[str, float]:
+    """CPU-seconds per gigabit and cycles per packet for one measurement, where defined."""
+    out: dict[str, float] = {}
+    gbps, seconds = metrics.get("throughput_gbps"), metrics.get("duration_s")
+    if isinstance(gbps, float) and isinstance(seconds, float) and gbps > 0 and seconds > 0:
+        out["cpu_s_per_gbit"] = cpu["cpu_busy_s"] / (gbps * seconds)
+    if packets and hz:
+        out["cycles_per_packet"] = cpu["cpu_busy_s"] * hz / packets
+    return out
