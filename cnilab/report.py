@@ -37,9 +37,19 @@ class Row:
 
 
 def _test_label(record: dict[str, Any]) -> str:
-    params = record["cell"]["params"]
+    params = {**record["cell"]["params"], **record["cell"].get("condition", {})}
     inner = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
     return f"{record['cell']['suite']} ({inner})" if inner else record["cell"]["suite"]
+
+
+def _command(record: dict[str, Any]) -> str:
+    if "commands" in record:
+        return shlex.join(record["commands"]["client"])
+    return f"(no client: {record['cell']['suite']} starts pods through the target)"
+
+
+def _mode(cell: dict[str, Any]) -> str:
+    return str(cell["mode"]) + ("+policy" if cell.get("policy") else "")
 
 
 def build_rows(records: list[dict[str, Any]]) -> list[Row]:
@@ -57,17 +67,17 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
     for cid, rec in first.items():
         cell = rec["cell"]
         if cell["placement"] == BASELINE:
-            baselines[(cell["cni"], cell["mode"], _test_label(rec))] = summaries[cid].mean
+            baselines[(cell["cni"], _mode(cell), _test_label(rec))] = summaries[cid].mean
     order = list(PLACEMENTS)
     rows = []
     for cid, rec in first.items():
         cell = rec["cell"]
         label = _test_label(rec)
-        base = baselines.get((cell["cni"], cell["mode"], label))
+        base = baselines.get((cell["cni"], _mode(cell), label))
         ratio = summaries[cid].mean / base if base else None
-        rows.append(Row(cell["cni"], cell["mode"], cell["placement"], label,
+        rows.append(Row(cell["cni"], _mode(cell), cell["placement"], label,
                         get_suite(cell["suite"]).primary_metric, summaries[cid], ratio,
-                        shlex.join(rec["commands"]["client"])))
+                        _command(rec)))
     rows.sort(key=lambda r: (r.cni, r.mode, r.test, order.index(r.placement)
                              if r.placement in order else 99))
     return rows

@@ -14,19 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnilab.bench import sweeps
 from cnilab.bench.placements import PLACEMENTS
-from cnilab.bench.suites import SUITES
+from cnilab.bench.suites import STARTUP_PLACEMENT, SUITES
 from cnilab.errors import SpecError
 from cnilab.modes import catalog
 from cnilab.yamlpos import PosDict, PosList, line_of, load_file, load_text
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions",
-            "warmup", "cpu_pinning"}
+            "warmup", "cpu_pinning", "interleave"}
 PINNING = ["auto", "off"]
+INTERLEAVE = ["within-mode", "across-modes"]
+ADAPTIVE_KEYS = {"min", "max", "ci_target"}
 LAB_KEYS = {"hosts", "pods_per_host"}
 MATRIX_KEYS = {"cni", "mode", "policy"}
-TEST_KEYS = {"suite", "params"}
+TEST_KEYS = {"suite", "params", "sweep"}
+BACKGROUND_MIN_PODS_INTRA = 4   # the background pair is a second pod pair on the same host
 MAX_REPETITIONS = 1000
 
 
@@ -47,6 +51,7 @@ class ModeRef:
 class TestSpec:
     suite: str
     params: dict[str, Any]
+    sweep: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class Cell:
     suite: str
     params: tuple[tuple[str, Any], ...]
     policy: bool = False
+    condition: tuple[tuple[str, Any], ...] = ()   # sweep values held during the measurement
 
     @property
     def mode_key(self) -> str:
@@ -67,14 +73,18 @@ class Cell:
     @property
     def cell_id(self) -> str:
         params = ",".join(f"{k}={v}" for k, v in self.params)
-        return f"{self.mode_key}/{self.placement}/{self.suite}/{params}"
+        cid = f"{self.mode_key}/{self.placement}/{self.suite}/{params}"
+        if self.condition:
+            cid += "/" + ",".join(f"{k}={v}" for k, v in self.condition)
+        return cid
 
     def params_dict(self) -> dict[str, Any]:
         return dict(self.params)
 
     def as_record(self) -> dict[str, Any]:
         return {"cni": self.cni, "mode": self.mode, "policy": self.policy,
-                "placement": self.placement, "suite": self.suite, "params": self.params_dict()}
+                "placement": self.placement, "suite": self.suite, "params": self.params_dict(),
+                "condition": dict(self.condition)}
 
 
 @dataclass(frozen=True)
@@ -92,17 +102,37 @@ class Spec:
     sha256: str = field(default="")
     warmup: int = 1                 # discarded measurements per cell before the repetitions
     cpu_pinning: str = "auto"       # auto | off (see cnilab/bench/pinning.py)
+    # Adaptive repetitions: after ``repetitions`` (the minimum), a cell is repeated
+    # until its 95 % CI half-width is <= ci_target x mean, at most max_repetitions.
+    max_repetitions: int = 0        # 0 = fixed (= repetitions)
+    ci_target: float | None = None
+    interleave: str = "within-mode"  # within-mode | across-modes
+
+    @property
+    def adaptive(self) -> bool:
+        return self.ci_target is not None
+
+    @property
+    def repetition_cap(self) -> int:
+        return self.max_repetitions if self.adaptive else self.repetitions
 
     def cells(self) -> list[Cell]:
-        """Every (mode, placement, test, parameter combination), in a stable order."""
-        out: list[Cell] = []
+        """Every (mode, placement, test, parameter and sweep combination), in a stable order.
+
+        Start-up tests have no traffic placement: one cell per mode and parameter set.
+        """
+        out: dict[str, Cell] = {}   # by cell id: equal conditions collapse into one cell
         for ref in self.matrix:
             for test in self.tests:
+                placements = ((STARTUP_PLACEMENT,) if SUITES[test.suite].kind == "startup"
+                              else self.placements)
                 for combo in expand_params(test.params):
-                    for placement in self.placements:
-                        out.append(Cell(ref.cni, ref.mode, placement, test.suite, combo,
-                                        ref.policy))
-        return out
+                    for condition in expand_params(test.sweep):
+                        for placement in placements:
+                            cell = Cell(ref.cni, ref.mode, placement, test.suite, combo,
+                                        ref.policy, sweeps.normalize(condition))
+                            out.setdefault(cell.cell_id, cell)
+        return list(out.values())
 
 
 def expand_params(params: dict[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
@@ -230,10 +260,36 @@ def parse_spec(data: Any, path: str, text: str) -> Spec:
                     if problem:
                         raise v.fail(given, pname, f"{where}.params.{pname} {problem}")
                 params[pname] = list(value) if isinstance(value, list) else value
-        tests.append(TestSpec(suite_name, params))
+        sweep: dict[str, Any] = {}
+        if "sweep" in item:
+            if suite.kind == "startup":
+                raise v.fail(item, "sweep", f"{where}.sweep: {suite_name} takes no sweep "
+                             "(it measures pods starting, not traffic)")
+            given = v.mapping(item["sweep"], item, "sweep", f"{where}.sweep",
+                              set(sweeps.SWEEP_PARAMS), set())
+            for sname, value in given.items():
+                main = sweeps.MODIFIERS.get(sname)
+                if main is not None and main not in given:
+                    raise v.fail(given, sname, f"{where}.sweep.{sname} needs {main} in the "
+                                 "same sweep")
+                values = value if isinstance(value, list) else [value]
+                if isinstance(value, list) and not value:
+                    raise v.fail(given, sname, f"{where}.sweep.{sname}: empty list")
+                for one in values:
+                    problem = sweeps.SWEEP_PARAMS[sname].check(one)
+                    if problem:
+                        raise v.fail(given, sname, f"{where}.sweep.{sname} {problem}")
+                sweep[sname] = list(value) if isinstance(value, list) else value
+            if "background_flows" in sweep and "intra-host" in placements \
+                    and pods < BACKGROUND_MIN_PODS_INTRA:
+                raise v.fail(given, "background_flows",
+                             f"{where}.sweep.background_flows at intra-host needs "
+                             f"lab.pods_per_host >= {BACKGROUND_MIN_PODS_INTRA} (the background "
+                             f"pair is a second pod pair on the same host), got {pods}")
+            sweep = sweeps.resolve(sweep)
+        tests.append(TestSpec(suite_name, params, sweep))
 
-    repetitions = v.integer(top["repetitions"], top, "repetitions", "repetitions", 1,
-                            MAX_REPETITIONS)
+    repetitions, max_repetitions, ci_target = _repetitions(v, top)
     warmup = 1
     if "warmup" in top:
         warmup = v.integer(top["warmup"], top, "warmup", "warmup", 0, 10)
@@ -243,11 +299,30 @@ def parse_spec(data: Any, path: str, text: str) -> Spec:
         # YAML 1.1 reads a bare `off` as false.
         pinning = v.string("off" if raw is False else raw, top, "cpu_pinning", "cpu_pinning",
                            PINNING)
-    return Spec(warmup=warmup, cpu_pinning=pinning,
+    interleave = "within-mode"
+    if "interleave" in top:
+        interleave = v.string(top["interleave"], top, "interleave", "interleave", INTERLEAVE)
+    return Spec(warmup=warmup, cpu_pinning=pinning, interleave=interleave,
+                max_repetitions=max_repetitions, ci_target=ci_target,
                 path=path, text=text, name=name, description=description, hosts=hosts,
                 pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
                 tests=tuple(tests), repetitions=repetitions,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def _repetitions(v: _Validator, top: PosDict) -> tuple[int, int, float | None]:
+    """``repetitions: N`` (fixed) or ``{min, max, ci_target}`` (adaptive)."""
+    raw = top["repetitions"]
+    if not isinstance(raw, PosDict):
+        return v.integer(raw, top, "repetitions", "repetitions", 1, MAX_REPETITIONS), 0, None
+    rep = v.mapping(raw, top, "repetitions", "repetitions", ADAPTIVE_KEYS, ADAPTIVE_KEYS)
+    low = v.integer(rep["min"], rep, "min", "repetitions.min", 2, MAX_REPETITIONS)
+    high = v.integer(rep["max"], rep, "max", "repetitions.max", low, MAX_REPETITIONS)
+    target = rep["ci_target"]
+    if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
+        raise v.fail(rep, "ci_target", "'repetitions.ci_target' must be a fraction of the "
+                     f"mean between 0 and 1 (e.g. 0.05 for +-5 %), got {target!r}")
+    return low, high, float(target)
 
 
 def load_spec(path: Path) -> Spec:

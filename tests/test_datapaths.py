@@ -183,6 +183,45 @@ def test_ipip_refused_where_kernel_lacks_it(cli, clean_lab: None) -> None:  # ty
     assert not core.lab_namespaces()
 
 
+def _node_state(plan: LabPlan) -> dict[str, object]:
+    """What pod start-up may touch on a node, without counters."""
+    host = plan.hosts[0]
+    rules = [line for line in sh.run(sh.in_netns(host.netns, ["iptables-save"])).stdout
+             .splitlines() if not line.startswith(("#", ":"))]
+    sets = sh.run(sh.in_netns(host.netns, ["ipset", "save"])).stdout.splitlines()
+    links = sorted(json.loads(sh.ip(host.netns, "-j", "link", "show").stdout),
+                   key=lambda link: link["ifname"])
+    ipam = sorted(str(p.relative_to(plan.state_dir()))
+                  for p in (plan.state_dir() / "ipam").rglob("*") if p.is_file()) \
+        if (plan.state_dir() / "ipam").is_dir() else []
+    return {"rules": rules, "sets": sorted(sets), "links": [link["ifname"] for link in links],
+            "netns": sorted(core.lab_namespaces()), "ipam": ipam,
+            "cni_leases": sorted(str(p) for p in Path("/var/lib/cni/networks").rglob("*")
+                                 if p.is_file() and "cnl" in str(p))
+            if Path("/var/lib/cni/networks").is_dir() else []}
+
+
+@pytest.mark.parametrize("lab", VARIANTS, indirect=True, ids=[
+    f"{c}-{m}{'-policy' if p else ''}" for c, m, p in VARIANTS])
+def test_pod_startup_times_every_step_and_leaves_the_node_as_it_was(lab: LabPlan) -> None:
+    from cnilab.lab.startup import measure_startup
+
+    before = _node_state(lab)
+    for attempt, count in enumerate((1, 3), start=1):
+        outcome = measure_startup(lab, count, attempt)
+        m = outcome["metrics"]
+        assert outcome["errors"] == [] and m["pods"] == count and m["pods_failed"] == 0
+        # every pod got an address of its host's block and answered a first echo
+        # (under Calico policy that needs its per-workload chains: programming happened)
+        assert all(p["address"].startswith(lab.hosts[0].pod_subnet.rsplit(".", 1)[0])
+                   for p in outcome["pods"])
+        assert m["first_packet_max_ms"] < 3000
+        assert 0 < m["cni_add_mean_ms"] <= m["ready_mean_ms"] <= m["all_ready_ms"] \
+            <= m["all_reachable_ms"]
+        assert m["ready_max_ms"] >= m["ready_p50_ms"]
+        assert _node_state(lab) == before   # CNI DEL, endpoint state and namespaces undone
+
+
 @pytest.mark.parametrize("lab", [("flannel", "vxlan", False)], indirect=True, ids=["4x50"])
 def test_scale_knobs(lab: LabPlan) -> None:
     core.down()

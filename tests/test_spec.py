@@ -143,3 +143,87 @@ def test_plan_puts_warmups_first_then_interleaves() -> None:
     assert all(m.warmup and m.key.endswith("#w1") for m in plan[:cells])
     assert [m.repetition for m in plan[cells:]] == [1] * cells + [2] * cells
     assert len({m.key for m in plan}) == len(plan)
+
+
+SWEEP = """\
+name: s
+lab: {pods_per_host: 4}
+matrix:
+  - cni: calico
+    mode: vxlan
+placements: [intra-host, inter-host]
+tests:
+  - suite: netperf-tcp-rr
+    sweep:
+      policy_rules: [0, 1000]
+      rule_shape: [rules, ipset]
+  - suite: iperf3-tcp
+    sweep:
+      background_flows: [0, 50]
+  - suite: pod-startup
+    params: {pods: [1, 4]}
+repetitions: 2
+"""
+
+
+def test_sweeps_expand_into_cells_and_zero_conditions_collapse() -> None:
+    cells = load_spec_text(SWEEP, "s.yaml").cells()
+    ids = [c.cell_id for c in cells]
+    assert len(ids) == len(set(ids))
+    rr = [c for c in cells if c.suite == "netperf-tcp-rr"]
+    # 0 rules of either shape is one baseline cell; 1000 rules x 2 shapes; x 2 placements
+    assert len(rr) == (1 + 2) * 2
+    assert {dict(c.condition).get("rule_shape") for c in rr} == {None, "rules", "ipset"}
+    bg = [dict(c.condition) for c in cells if c.suite == "iperf3-tcp"]
+    assert {"background_flows": 50, "background_rate_mbps": 10} in bg
+    assert {"background_flows": 0} in bg
+    startup = [c for c in cells if c.suite == "pod-startup"]
+    assert [c.placement for c in startup] == ["node", "node"]  # no traffic placement
+    assert "calico/vxlan/intra-host/netperf-tcp-rr//policy_rules=1000,rule_shape=ipset" in ids
+
+
+BAD_SWEEPS = [
+    ("      rule_shape: [rules, ipset]", "      rule_shape: [rules, bitmap]", 11,
+     "tests[0].sweep.rule_shape must be one of rules, chains, ipset, got 'bitmap'"),
+    ("      policy_rules: [0, 1000]\n", "", 10,
+     "tests[0].sweep.rule_shape needs policy_rules in the same sweep"),
+    ("      background_flows: [0, 50]", "      background_flows: [0, 5000]", 14,
+     "tests[1].sweep.background_flows must be an integer from 0 to 2000"),
+    ("      background_flows: [0, 50]", "      backgroud_flows: [0, 50]", 14,
+     "unknown key 'backgroud_flows' in tests[1].sweep"),
+    ("lab: {pods_per_host: 4}", "lab: {pods_per_host: 2}", 14,
+     "background_flows at intra-host needs lab.pods_per_host >= 4"),
+    ("    params: {pods: [1, 4]}", "    params: {pods: 1}\n    sweep: {policy_rules: 5}", 17,
+     "tests[2].sweep: pod-startup takes no sweep"),
+    ("    params: {pods: [1, 4]}", "    params: {pods: 64}", 16,
+     "tests[2].params.pods must be an integer from 1 to 32"),
+    ("repetitions: 2", "repetitions: {min: 3, max: 2, ci_target: 0.05}", 17,
+     "'repetitions.max' must be an integer from 3"),
+    ("repetitions: 2", "repetitions: {min: 3, max: 9, ci_target: 5}", 17,
+     "'repetitions.ci_target' must be a fraction of the mean between 0 and 1"),
+    ("repetitions: 2", "repetitions: {min: 3, max: 9}", 17,
+     "'repetitions' is missing required key 'ci_target'"),
+    ("repetitions: 2", "repetitions: 2\ninterleave: random", 18,
+     "'interleave' must be one of within-mode, across-modes"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "line", "words"), BAD_SWEEPS)
+def test_bad_sweeps_and_repetitions_name_the_line(old: str, new: str, line: int,
+                                                   words: str) -> None:
+    text = SWEEP.replace(old, new)
+    assert text != SWEEP
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text, "s.yaml")
+    assert str(info.value).startswith(f"s.yaml:{line}: "), str(info.value)
+    assert words in str(info.value)
+
+
+def test_adaptive_repetitions_parsed() -> None:
+    spec = load_spec_text(SWEEP.replace("repetitions: 2",
+                                        "repetitions: {min: 3, max: 12, ci_target: 0.05}"),
+                          "a.yaml")
+    assert spec.adaptive and spec.repetitions == 3 and spec.repetition_cap == 12
+    assert spec.ci_target == 0.05
+    fixed = load_spec_text(SWEEP, "f.yaml")
+    assert not fixed.adaptive and fixed.repetition_cap == 2

@@ -17,17 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from cnilab import machine, toolversions
+from cnilab import machine, stats, toolversions
 from cnilab.ansible_engine import Interrupted
-from cnilab.bench import cpu, pinning
+from cnilab.bench import background as bg
+from cnilab.bench import cpu, perf, pinning
 from cnilab.bench.executor import Endpoint, Executor, ExecutorError
 from cnilab.bench.parsers import ParseError
-from cnilab.bench.suites import get_suite
+from cnilab.bench.suites import TrafficSuite, get_suite
+from cnilab.bench.sweeps import Condition
 from cnilab.errors import CnilabError, InputError
 from cnilab.modes import get_mode
 from cnilab.pins import Pins
 from cnilab.rundir import RESULT_SCHEMA, RunDir, slug
-from cnilab.spec import Cell, Spec
+from cnilab.spec import Cell, ModeRef, Spec
 from cnilab.targets.base import Target
 
 
@@ -45,23 +47,66 @@ class Measurement:
 
 
 def plan_measurements(spec: Spec) -> list[Measurement]:
-    """All measurements in run order.
+    """The fixed part of the plan, in run order.
 
-    Within one (cni, mode): first ``warmup`` discarded runs of every cell
+    Within one lab session: first ``warmup`` discarded runs of every cell
     (caches, ARP and conntrack entries, CPU frequency settle), then the
     repetitions interleaved: repetition 1 of every cell, then repetition 2 of
     every cell, and so on, so that slow drift of a noisy machine spreads over
-    all cells instead of biasing the last one.
+    all cells instead of biasing the last one. With ``interleave: across-modes``
+    every round visits every mode (a fresh lab, and fresh warm-ups, each time).
+    Adaptive repetitions beyond the minimum are decided as results come in.
     """
-    cells = spec.cells()
     order: list[Measurement] = []
-    for ref in spec.matrix:
-        group = [c for c in cells if c.mode_key == ref.key]
-        for rep in range(1, spec.warmup + 1):
-            order.extend(Measurement(c, rep, warmup=True) for c in group)
+    for stage in _stages(spec):
         for rep in range(1, spec.repetitions + 1):
-            order.extend(Measurement(c, rep) for c in group)
+            for ref in stage:
+                group = _cells_of(spec, ref)
+                if rep == 1 or len(stage) > 1:
+                    first = (rep - 1) * spec.warmup if len(stage) > 1 else 0
+                    for w in range(first + 1, first + spec.warmup + 1):
+                        order.extend(Measurement(c, w, warmup=True) for c in group)
+                order.extend(Measurement(c, rep) for c in group)
     return order
+
+
+def _stages(spec: Spec) -> list[tuple[ModeRef, ...]]:
+    """Modes that share rounds: one each (within-mode) or all together (across-modes)."""
+    if spec.interleave == "across-modes":
+        return [tuple(spec.matrix)]
+    return [(ref,) for ref in spec.matrix]
+
+
+def _cells_of(spec: Spec, ref: ModeRef) -> list[Cell]:
+    return [c for c in spec.cells() if c.mode_key == ref.key]
+
+
+def primary_value(record: dict[str, Any]) -> float | None:
+    value = record.get("metrics", {}).get(get_suite(record["cell"]["suite"]).primary_metric)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def needs_repetition(spec: Spec, cell_records: list[dict[str, Any]], rep: int) -> bool:
+    """Whether a cell gets repetition ``rep``, given its measured (non-warm-up) records.
+
+    Fixed: every repetition up to ``repetitions``. Adaptive: the minimum, then one
+    more per round while the 95 % CI half-width exceeds ``ci_target`` x mean, up to
+    the cap. Failed attempts count against the cap but not towards the statistics.
+    """
+    if rep > spec.repetition_cap:
+        return False
+    if rep <= spec.repetitions:
+        return True
+    if len(cell_records) != rep - 1:   # stopped earlier (converged) or already done
+        return False
+    values = [v for r in cell_records if r["status"] == "ok"
+              and (v := primary_value(r)) is not None]
+    if len(values) < 2:
+        return True
+    summary = stats.summarize(values)
+    assert spec.ci_target is not None and summary.ci95_half_width is not None
+    return bool(summary.mean == 0 or
+                summary.ci95_half_width / abs(summary.mean) > spec.ci_target)
 
 
 def _now() -> str:
@@ -73,6 +118,33 @@ def _endpoint_record(e: Endpoint) -> dict[str, Any]:
             "listen_address": e.listen_address}
 
 
+def _base_record(measurement: Measurement, run: RunDir, seq: int) -> dict[str, Any]:
+    cell = measurement.cell
+    return {
+        "schema": RESULT_SCHEMA,
+        "run_id": run.run_id,
+        "seq": seq,
+        "key": measurement.key,
+        "cell_id": cell.cell_id,
+        "cell": cell.as_record(),
+        "repetition": measurement.repetition,
+        "warmup": measurement.warmup,
+        "started_at": _now(),
+        "status": "failed",
+        "metrics": {},
+        "error": None,
+        "raw": {},
+    }
+
+
+def _raw_paths(run: RunDir, measurement: Measurement, seq: int) -> tuple[str, str | int]:
+    cell = measurement.cell
+    cell_slug = slug(f"{cell.mode_key.replace('/', '-')}-{cell.placement}-{cell.suite}")
+    rep_label: str | int = (f"w{measurement.repetition}" if measurement.warmup
+                            else measurement.repetition)
+    return cell_slug, rep_label
+
+
 def measure(
     executor: Executor,
     measurement: Measurement,
@@ -82,49 +154,51 @@ def measure(
     seq: int,
     *,
     pin: bool = False,
+    background: tuple[Endpoint, Endpoint] | None = None,
 ) -> dict[str, Any]:
-    """Run one measurement, save its raw outputs, and return its record (never raises
-    for a failed measurement: the failure is the record)."""
+    """Run one traffic measurement, save its raw outputs, and return its record (never
+    raises for a failed measurement: the failure is the record).
+
+    ``background`` is the endpoint pair for the cell's background flows, if any.
+    """
     cell = measurement.cell
     suite = get_suite(cell.suite)
+    assert isinstance(suite, TrafficSuite)
+    condition = Condition.from_items(cell.condition)
     resolved = suite.resolve(cell.params_dict())
     inv = suite.invocation(client, server, resolved)
     cpus = pinning.choose(suite.kind, os.cpu_count() or 1) if pin else None
     if cpus is not None:
         inv = pinning.apply(inv, cpus)
-    cell_slug = slug(f"{cell.mode_key.replace('/', '-')}-{cell.placement}-{cell.suite}")
-    rep_label = f"w{measurement.repetition}" if measurement.warmup else measurement.repetition
+    cell_slug, rep_label = _raw_paths(run, measurement, seq)
     client_raw = run.raw_path(seq, cell_slug, rep_label, "client", "json")
     server_raw = run.raw_path(seq, cell_slug, rep_label, "server", "json")
-    record: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "run_id": run.run_id,
-        "seq": seq,
-        "key": measurement.key,
-        "cell_id": cell.cell_id,
-        "cell": cell.as_record(),
+    record = _base_record(measurement, run, seq)
+    record.update({
         "params": resolved,
-        "repetition": measurement.repetition,
-        "warmup": measurement.warmup,
         "cpu_pinning": {"client": cpus.client, "server": cpus.server} if cpus else None,
         "cpu_scope": "machine: /proc/stat over the client run",
+        "cycles_source": (perf.probe().reason if perf.probe().usable
+                          else "/proc/stat busy time x reported clock (perf: "
+                          f"{perf.probe().reason})"),
         "tool": suite.tool,
         "commands": {"server": inv.server_argv, "client": inv.client_argv},
         "endpoints": {"client": _endpoint_record(client), "server": _endpoint_record(server)},
-        "started_at": _now(),
-        "status": "failed",
-        "metrics": {},
-        "error": None,
-        "raw": {},
-    }
+    })
     started = time.monotonic()
     handle = None
+    load: bg.BackgroundLoad | None = None
     try:
         handle = executor.start_server(server, inv.server_argv)
         executor.wait_listening(handle, inv.port)
+        if condition.background_flows and background is not None:
+            load = bg.start(executor, background[0], background[1], condition.background_flows,
+                            condition.background_rate_mbps, suite.nominal_seconds(resolved))
+            record["endpoints"]["background"] = [_endpoint_record(e) for e in background]
         packets_before = executor.interface_packets(client)
         cpu_before = cpu.sample()
-        result = executor.run_client(client, inv.client_argv, inv.timeout_s)
+        with perf.CycleCounter(client_raw.with_suffix(".perf.csv")) as counter:
+            result = executor.run_client(client, inv.client_argv, inv.timeout_s)
         cpu_used = cpu.delta_seconds(cpu_before, cpu.sample())
         packets_after = executor.interface_packets(client)
         packets = (packets_after - packets_before
@@ -147,6 +221,11 @@ def measure(
                     record["metrics"]["client_interface_packets"] = packets
                 record["metrics"].update(cpu.cost_metrics(cpu_used, record["metrics"], packets,
                                                           cpu.clock_hz()))
+                cycles = counter.cycles()
+                if cycles is not None:
+                    record["metrics"]["perf_cycles"] = cycles
+                    if packets:
+                        record["metrics"]["cycles_per_packet"] = cycles / packets
                 record["status"] = "ok" if result.returncode == 0 else "failed"
                 if result.returncode != 0:
                     record["error"] = f"client exited {result.returncode}: " + \
@@ -156,11 +235,48 @@ def measure(
     except ExecutorError as exc:
         record["error"] = str(exc)
     finally:
+        if load is not None:
+            report = bg.stop(executor, load)
+            outputs = report.pop("outputs")
+            bg_raw = run.raw_path(seq, cell_slug, rep_label, "background", "json")
+            bg_raw.write_text(json.dumps(outputs), encoding="utf-8")
+            record["raw"]["background"] = bg_raw.relative_to(run.path).as_posix()
+            record["background"] = report
+            record["metrics"]["background_achieved_mbps"] = report["background_achieved_mbps"]
+            if report["background_errors"] and record["status"] == "ok":
+                record["status"] = "failed"
+                record["error"] = "background load did not run as planned: " + \
+                    "; ".join(report["background_errors"])[:500]
         if handle is not None:
             stopped = executor.stop_server(handle)
             if stopped.stdout.strip():
                 server_raw.write_text(stopped.stdout, encoding="utf-8")
                 record["raw"]["server"] = server_raw.relative_to(run.path).as_posix()
+    record["ended_at"] = _now()
+    record["elapsed_s"] = round(time.monotonic() - started, 3)
+    return record
+
+
+def measure_startup(target: Target, measurement: Measurement, run: RunDir,
+                    seq: int) -> dict[str, Any]:
+    """Start the cell's K pods on one node and record the per-step times."""
+    resolved = get_suite(measurement.cell.suite).resolve(measurement.cell.params_dict())
+    record = _base_record(measurement, run, seq)
+    record.update({"params": resolved, "tool": "cni"})
+    started = time.monotonic()
+    try:
+        outcome = target.start_pods(int(resolved["pods"]), seq)
+        cell_slug, rep_label = _raw_paths(run, measurement, seq)
+        raw = run.raw_path(seq, cell_slug, rep_label, "pods", "json")
+        raw.write_text(json.dumps(outcome["pods"], indent=1), encoding="utf-8")
+        record["raw"]["pods"] = raw.relative_to(run.path).as_posix()
+        record["metrics"] = outcome["metrics"]
+        if outcome["errors"]:
+            record["error"] = "; ".join(outcome["errors"])[:1000]
+        else:
+            record["status"] = "ok"
+    except CnilabError as exc:
+        record["error"] = str(exc)
     record["ended_at"] = _now()
     record["elapsed_s"] = round(time.monotonic() - started, 3)
     return record
@@ -198,11 +314,14 @@ class RunReporter:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def measured(self, index: int, total: int, record: dict[str, Any]) -> None:
+    def measured(self, index: int, total: int, record: dict[str, Any],
+                 total_label: str | None = None) -> None:
         cell = record["cell"]
         label = f"{cell['cni']}/{cell['mode']}{'+policy' if cell.get('policy') else ''}"
         rep = f"{'warm-up ' if record.get('warmup') else 'r'}{record['repetition']}"
-        head = f"[{index}/{total}] {label} {cell['placement']} {cell['suite']} {rep}"
+        condition = ",".join(f"{k}={v}" for k, v in cell.get("condition", {}).items())
+        head = (f"[{index}/{total_label or total}] {label} {cell['placement']} {cell['suite']} "
+                f"{condition + ' ' if condition else ''}{rep}")
         if record["status"] == "ok":
             metric = get_suite(cell["suite"]).primary_metric
             value = record["metrics"].get(metric)
@@ -224,6 +343,46 @@ class RunOutcome:
         return not self.failures
 
 
+class _LabSession:
+    """Keeps at most one mode up, brings the next one up only when the mode changes, and
+    holds the path-rules condition so that it is reloaded only when it changes."""
+
+    def __init__(self, spec: Spec, target: Target, run: RunDir, reporter: RunReporter) -> None:
+        self.spec, self.target, self.run, self.reporter = spec, target, run, reporter
+        self.current: ModeRef | None = None
+        self.rules: tuple[int, str] = (0, "rules")
+        self.executor: Executor | None = None
+
+    def _ansible_dir(self, ref: ModeRef) -> Path:
+        return self.run.ansible_dir / slug(ref.key.replace("/", "-"))
+
+    def ensure(self, ref: ModeRef) -> bool:
+        """Bring ``ref`` up unless it is up; returns whether the lab is fresh."""
+        if self.current == ref:
+            return False
+        self.close()
+        self.reporter.line(f"lab up: {ref.key} on the {self.target.kind} lab")
+        self.target.up(ref.cni, ref.mode, policy=ref.policy, hosts=self.spec.hosts,
+                       pods_per_host=self.spec.pods_per_host,
+                       ansible_dir=self._ansible_dir(ref))
+        self.current, self.rules = ref, (0, "rules")
+        _record_snapshot(self.run, ref.key, self.target)
+        self.executor = self.target.executor()
+        return True
+
+    def hold_rules(self, condition: Condition) -> None:
+        if condition.rules != self.rules:
+            count, shape = condition.rules
+            self.target.set_path_rules(count, shape)
+            self.rules = condition.rules
+
+    def close(self) -> None:
+        if self.current is not None:
+            ref, self.current = self.current, None
+            self.reporter.line(f"lab down: {ref.key}")
+            self.target.down(ansible_dir=self._ansible_dir(ref))
+
+
 def execute(
     spec: Spec,
     target: Target,
@@ -232,21 +391,42 @@ def execute(
     reporter: RunReporter | None = None,
     hook: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
-    """Run (or continue) every planned measurement not yet in ``results.jsonl``."""
+    """Run (or continue) every measurement the spec asks for that ``results.jsonl`` lacks.
+
+    Repetitions go in rounds (see ``plan_measurements``); a lab that comes up
+    fresh gets the spec's warm-ups first, also after a resume. Each record is
+    appended the moment its measurement ends.
+    """
     reporter = reporter or RunReporter()
     run.repair_results()
     records = list(run.results())
     done = {r["key"] for r in records}
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    warmups: dict[str, int] = {}
+    for r in records:
+        if r["warmup"]:
+            warmups[r["cell_id"]] = warmups.get(r["cell_id"], 0) + 1
+        else:
+            by_cell.setdefault(r["cell_id"], []).append(r)
     failures = [r for r in records if r["status"] != "ok"]
-    planned = plan_measurements(spec)
-    unknown = done - {m.key for m in planned}
-    if unknown:
-        raise InputError(f"{run.results_path}: holds measurements this spec does not plan "
-                         f"(e.g. {sorted(unknown)[0]}); was the spec changed?")
-    todo = [m for m in planned if m.key not in done]
-    seq = len(records)
+    cells = {c.cell_id: c for c in spec.cells()}
+    for key in done:
+        cell_id, _, rep = key.rpartition("#")
+        if cell_id not in cells or (rep.startswith("r") and int(rep[1:]) > spec.repetition_cap):
+            raise InputError(f"{run.results_path}: holds measurements this spec does not plan "
+                             f"(e.g. {key}); was the spec changed?")
+    planned = len(plan_measurements(spec))
     state = run.read_state()
-    state.update({"run_id": run.run_id, "planned": len(planned), "status": "running"})
+    state.update({"run_id": run.run_id, "planned": planned, "status": "running",
+                  "repetitions": {"min": spec.repetitions, "max": spec.repetition_cap,
+                                  "ci_target": spec.ci_target}})
+    seq = len(records)
+    measured = 0
+    # adaptive: at least the fixed plan, at most every cell up to the cap
+    fresh_lab_each_round = spec.interleave == "across-modes" and len(spec.matrix) > 1
+    per_extra_round = 1 + (spec.warmup if fresh_lab_each_round else 0)
+    most = planned + len(cells) * (spec.repetition_cap - spec.repetitions) * per_extra_round
+    total_label = f"{planned}..{most}" if spec.adaptive else str(planned)
 
     def save_state(status: str | None = None) -> None:
         if status:
@@ -256,48 +436,67 @@ def execute(
         state["updated_at"] = _now()
         run.write_state(state)
 
+    def record_one(m: Measurement) -> None:
+        nonlocal seq, measured
+        seq += 1
+        cell = m.cell
+        if get_suite(cell.suite).kind == "startup":
+            record = measure_startup(target, m, run, seq)
+        else:
+            condition = Condition.from_items(cell.condition)
+            session.hold_rules(condition)
+            client, server = target.endpoints(cell.placement)
+            background = (target.background_endpoints(cell.placement)
+                          if condition.background_flows else None)
+            assert session.executor is not None
+            record = measure(session.executor, m, client, server, run, seq,
+                             pin=spec.cpu_pinning == "auto", background=background)
+        run.append_result(record)
+        done.add(m.key)
+        if m.warmup:
+            warmups[cell.cell_id] = warmups.get(cell.cell_id, 0) + 1
+        else:
+            by_cell.setdefault(cell.cell_id, []).append(record)
+        measured += 1
+        save_state()
+        if record["status"] != "ok":
+            failures.append(record)
+        reporter.measured(len(done), max(planned, len(done)), record,
+                          total_label if len(done) <= most else None)
+        if hook is not None:
+            hook(record)
+
     save_state()
-    if len(planned) - len(todo):
-        reporter.line(f"resuming: {len(planned) - len(todo)} of {len(planned)} measurements "
-                      "already recorded, not repeated")
-    measured = 0
+    if records:
+        reporter.line(f"resuming: {len(records)} measurements already recorded, not repeated")
+    session = _LabSession(spec, target, run, reporter)
     try:
-        for ref in spec.matrix:
-            group = [m for m in todo if m.cell.mode_key == ref.key]
-            if not group:
-                continue
-            ansible_dir = run.ansible_dir / slug(ref.key.replace("/", "-"))
-            reporter.line(f"lab up: {ref.key} on the {target.kind} lab")
-            target.up(ref.cni, ref.mode, policy=ref.policy, hosts=spec.hosts,
-                      pods_per_host=spec.pods_per_host, ansible_dir=ansible_dir)
-            try:
-                _record_snapshot(run, ref.key, target)
-                executor = target.executor()
-                for m in group:
-                    client, server = target.endpoints(m.cell.placement)
-                    seq += 1
-                    record = measure(executor, m, client, server, run, seq,
-                                     pin=spec.cpu_pinning == "auto")
-                    run.append_result(record)
-                    done.add(m.key)
-                    measured += 1
-                    save_state()
-                    if record["status"] != "ok":
-                        failures.append(record)
-                    reporter.measured(len(done), len(planned), record)
-                    if hook is not None:
-                        hook(record)
-            finally:
-                reporter.line(f"lab down: {ref.key}")
-                target.down(ansible_dir=ansible_dir)
+        for stage in _stages(spec):
+            for rep in range(1, spec.repetition_cap + 1):
+                for ref in stage:
+                    todo = [Measurement(c, rep) for c in _cells_of(spec, ref)
+                            if f"{c.cell_id}#r{rep}" not in done
+                            and needs_repetition(spec, by_cell.get(c.cell_id, []), rep)]
+                    if not todo:
+                        continue
+                    if session.ensure(ref):
+                        for m in todo:
+                            for _ in range(spec.warmup):
+                                record_one(Measurement(m.cell, warmups.get(m.cell.cell_id, 0)
+                                                       + 1, warmup=True))
+                    for m in todo:
+                        record_one(m)
+            session.close()
     except (KeyboardInterrupt, Interrupted):
+        session.close()
         save_state("interrupted")
         raise
     except CnilabError:
+        session.close()
         save_state("failed")
         raise
     save_state("complete")
-    return RunOutcome(run, measured, len(planned) - len(todo), failures)
+    return RunOutcome(run, measured, len(records), failures)
 
 
 def _record_snapshot(run: RunDir, key: str, target: Target) -> None:

@@ -28,7 +28,7 @@ class Endpoint:
     host: str          # the (emulated) node it is on
     address: str       # IPv4 address peers connect to
     kind: str          # "pod" | "host" | "service"
-    netns: str | None = None
+    netns: str | None = None   # where commands run: a namespace (lab) or a pod (Kubernetes)
     bind_address: str | None = None   # where the server listens, if not ``address`` (Services)
 
     @property
@@ -71,6 +71,14 @@ class Executor(ABC):
 
     @abstractmethod
     def stop_server(self, handle: ServerHandle) -> Completed: ...
+
+    @abstractmethod
+    def start_client(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
+        """Start a client without waiting for it (background load)."""
+
+    @abstractmethod
+    def wait_client(self, handle: ServerHandle, timeout_s: float) -> Completed:
+        """Wait for a client started with ``start_client``; killed after ``timeout_s``."""
 
     def interface_packets(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
         """Packets sent plus received on an endpoint's interface (None if unknown)."""
@@ -124,6 +132,22 @@ class NetnsExecutor(Executor):
             time.sleep(0.01)
         raise ExecutorError(f"server on {handle.endpoint.name} not listening on port {port} "
                             f"after {timeout_s:g} s")
+
+    def start_client(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
+        return self.start_server(endpoint, argv)
+
+    def wait_client(self, handle: ServerHandle, timeout_s: float) -> Completed:
+        proc = handle.process
+        started = time.monotonic()
+        try:
+            out, err = proc.communicate(timeout=max(timeout_s, 0.1))
+            return Completed(handle.argv, proc.returncode, out, err, time.monotonic() - started)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            return Completed(handle.argv, -9, out, err, time.monotonic() - started,
+                             timed_out=True)
 
     def run_client(self, endpoint: Endpoint, argv: list[str], timeout_s: float) -> Completed:
         full = self._argv(endpoint, argv)

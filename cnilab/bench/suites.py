@@ -34,11 +34,24 @@ class Suite(ABC):
     description: ClassVar[str]
     params: ClassVar[dict[str, ParamSpec]]
     primary_metric: ClassVar[str]
-    kind: ClassVar[str] = "stream"   # stream | rr: decides CPU pinning
+    # stream | rr: a client/server traffic test (decides CPU pinning);
+    # startup: pods started on a node, no traffic placement
+    kind: ClassVar[str] = "stream"
+    # False when smaller is better (latency, start-up time)
+    higher_is_better: ClassVar[bool] = True
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Parameters with defaults filled in (the spec has already been validated)."""
         return {name: given.get(name, spec.default) for name, spec in self.params.items()}
+
+    def nominal_seconds(self, params: dict[str, Any]) -> float:
+        """How long the measurement itself runs (background load must cover it)."""
+        p = self.resolve(params)
+        return float(p.get("duration_s", 0)) + float(p.get("omit_s", 0))
+
+
+class TrafficSuite(Suite):
+    """A client/server test: command lines at two endpoints and a parser for the output."""
 
     @abstractmethod
     def invocation(self, client: Endpoint, server: Endpoint, params: dict[str, Any]) -> Invocation:
@@ -49,7 +62,7 @@ class Suite(ABC):
         ...
 
 
-class Iperf3Tcp(Suite):
+class Iperf3Tcp(TrafficSuite):
     name = "iperf3-tcp"
     tool = "iperf3"
     description = "iperf3 TCP bulk transfer, receiver-side throughput (-J)"
@@ -79,7 +92,7 @@ class Iperf3Tcp(Suite):
         return iperf3_parser.parse(client_output)
 
 
-class Iperf3Udp(Suite):
+class Iperf3Udp(TrafficSuite):
     name = "iperf3-udp"
     tool = "iperf3"
     description = "iperf3 UDP at a target rate: received rate, loss and jitter (-u -b, -J)"
@@ -119,7 +132,7 @@ NETPERF_SELECTORS = (
 )
 
 
-class _Netperf(Suite):
+class _Netperf(TrafficSuite):
     """netperf omni tests against netserver, on fixed control and data ports so that a
     Service (DNAT) can carry them."""
 
@@ -208,9 +221,29 @@ class NetperfTcpCRR(_NetperfRR):
     description = "netperf TCP_CRR: connect, request, response, close per transaction"
 
 
+class PodStartup(Suite):
+    """K pods started together on one node: time to ready and to the first packet.
+
+    Not a traffic test: the target starts the pods itself (lab: namespace, CNI ADD,
+    the mode's endpoint programming; Kubernetes: pod creation to Ready).
+    """
+
+    name = "pod-startup"
+    tool = "cni"
+    kind = "startup"
+    higher_is_better = False
+    description = "pod start-up: K pods started together on one node, per-step times"
+    primary_metric = "all_ready_ms"
+    params: ClassVar[dict[str, ParamSpec]] = {
+        "pods": ParamSpec("pods", int, 1, "pods started together", 1, 32),
+    }
+
+
 SUITES: dict[str, Suite] = {s.name: s for s in (
     Iperf3Tcp(), Iperf3Udp(), NetperfTcpStream(), NetperfTcpRR(), NetperfUdpRR(),
-    NetperfTcpCRR())}
+    NetperfTcpCRR(), PodStartup())}
+
+STARTUP_PLACEMENT = "node"   # the cell placement of start-up suites
 
 
 def get_suite(name: str) -> Suite:

@@ -81,11 +81,25 @@ def add_list(
     return prev or {}
 
 
+def del_list(
+    conflist: dict[str, Any], *, host_netns: str, pod_netns: str, container_id: str, ifname: str
+) -> None:
+    """DEL a configuration list: plugins in reverse order, as the CNI spec requires."""
+    for plugin_conf in reversed(conflist["plugins"]):
+        conf = {"cniVersion": conflist["cniVersion"], "name": conflist["name"], **plugin_conf}
+        invoke("DEL", conf, host_netns=host_netns, pod_netns=pod_netns,
+               container_id=container_id, ifname=ifname)
+
+
+def del_loopback(*, host_netns: str, pod_netns: str, container_id: str, cni_version: str) -> None:
+    invoke("DEL", {"cniVersion": cni_version, "name": "lo", "type": "loopback"},
+           host_netns=host_netns, pod_netns=pod_netns, container_id=container_id, ifname="lo")
+
+
 def add_loopback(*, host_netns: str, pod_netns: str, container_id: str, cni_version: str) -> None:
     """Bring up ``lo`` in the pod with the loopback plugin, as runtimes do."""
     invoke("ADD", {"cniVersion": cni_version, "name": "lo", "type": "loopback"},
            host_netns=host_netns, pod_netns=pod_netns, container_id=container_id, ifname="lo")
-
 
 
 def bridge_conflist(name: str, bridge: str, mtu: int, ipam: dict[str, Any],

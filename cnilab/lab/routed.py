@@ -75,3 +75,15 @@ def attach_routed_pod(
         "interfaces": [{"name": host_ifname}, {"name": pod.ifname, "sandbox": pod.netns}],
         "ips": [{"address": f"{address}/32", "gateway": gateway, "interface": 1}],
     }
+
+
+def detach_routed_pod(plan: LabPlan, host: HostPlan, pod: PodPlan, *, network: str,
+                      host_ifname: str) -> None:
+    """What the plugin's CNI DEL does: delete the veth pair (its /32 route goes with it)
+    and release the address through IPAM DEL."""
+    sh.ip(host.netns, "link", "del", host_ifname, check=False)
+    cni.invoke("DEL", ipam_conf(plan, host, network), host_netns=host.netns,
+               pod_netns=pod.netns, container_id=pod.container_id, ifname=pod.ifname,
+               plugin_name="host-local")
+    cni.del_loopback(host_netns=host.netns, pod_netns=pod.netns,
+                     container_id=pod.container_id, cni_version=CNI_VERSION)

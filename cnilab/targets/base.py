@@ -29,6 +29,23 @@ class Target(ABC):
         """(client, server) for a placement."""
 
     @abstractmethod
+    def background_endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
+        """(client, server) for background load at a placement: a second pair on the same
+        hosts, so the load shares the datapath but not the foreground's sockets."""
+
+    @abstractmethod
+    def set_path_rules(self, count: int, shape: str) -> int:
+        """Hold ``count`` non-matching filter rules of ``shape`` on every host's forwarding
+        path (0 removes them); returns the rules loaded per host."""
+
+    @abstractmethod
+    def start_pods(self, count: int, attempt: int) -> dict[str, Any]:
+        """Start ``count`` pods together on one node, time it, remove them again.
+
+        Returns ``{"metrics": {...}, "pods": [...per-pod details], "errors": [...]}``.
+        """
+
+    @abstractmethod
     def executor(self) -> Executor: ...
 
     @abstractmethod

@@ -8,7 +8,7 @@ from typing import Any
 from cnilab.ansible_engine import Progress, run_playbook
 from cnilab.bench.executor import Endpoint, Executor, NetnsExecutor
 from cnilab.errors import CnilabError, InputError
-from cnilab.lab import core, kube_proxy, status
+from cnilab.lab import core, kube_proxy, rules, startup, status
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan, make_plan
 from cnilab.targets.base import Target
@@ -54,15 +54,16 @@ class NetnsTarget(Target):
             raise CnilabError("the netns lab is not up")
         return self.plan
 
+    def _pod(self, host_index: int, pod_index: int) -> Endpoint:
+        plan = self._plan()
+        host = plan.hosts[host_index]
+        p = host.pods[pod_index]
+        return Endpoint(p.name, host.name, core.pod_address(plan, p), "pod", p.netns)
+
     def endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
         plan = self._plan()
         h1, h2 = plan.hosts[0], plan.hosts[1]
-
-        def pod(host_index: int, pod_index: int) -> Endpoint:
-            host = plan.hosts[host_index]
-            p = host.pods[pod_index]
-            return Endpoint(p.name, host.name, core.pod_address(plan, p), "pod", p.netns)
-
+        pod = self._pod
         if placement == "intra-host":
             return pod(0, 0), pod(0, 1)
         if placement == "inter-host":
@@ -78,6 +79,29 @@ class NetnsTarget(Target):
             return (Endpoint(h1.name, h1.name, h1.underlay_ip, "host", h1.netns),
                     Endpoint(h2.name, h2.name, h2.underlay_ip, "host", h2.netns))
         raise InputError(f"the netns lab has no placement '{placement}'")
+
+    def background_endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
+        plan = self._plan()
+        if placement in ("underlay", "host-network"):
+            return self.endpoints(placement)   # hosts have one namespace each: other ports
+        if placement == "intra-host":
+            if len(plan.hosts[0].pods) < 4:
+                raise InputError("background load at intra-host needs 4 pods per host")
+            return self._pod(0, 2), self._pod(0, 3)
+        return self._pod(0, 1), self._pod(1, 1)   # inter-host, and beside a Service
+
+    def set_path_rules(self, count: int, shape: str) -> int:
+        plan = self._plan()
+        loaded = 0
+        for host in plan.hosts:
+            if count == 0:
+                rules.remove_rules(host.netns)
+            else:
+                loaded = rules.add_rules(host.netns, count, shape=shape)
+        return loaded
+
+    def start_pods(self, count: int, attempt: int) -> dict[str, Any]:
+        return startup.measure_startup(self._plan(), count, attempt)
 
     def executor(self) -> Executor:
         return NetnsExecutor()

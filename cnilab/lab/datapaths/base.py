@@ -47,12 +47,29 @@ class Datapath(ABC):
                             pod_netns=pod.netns, container_id=pod.container_id,
                             ifname=pod.ifname)
 
+    def detach_pod(self, host: HostPlan, pod: PodPlan) -> None:
+        """CNI DEL for one pod, as the runtime runs it when the pod is removed
+        (releases its address; the namespace is deleted by the caller)."""
+        cni.del_list(self.pod_conflist(host), host_netns=host.netns, pod_netns=pod.netns,
+                     container_id=pod.container_id, ifname=pod.ifname)
+        cni.del_loopback(host_netns=host.netns, pod_netns=pod.netns,
+                         container_id=pod.container_id, cni_version=CNI_VERSION)
+
     def after_pods(self, host: HostPlan, addresses: dict[str, str]) -> bool:
         """Per-endpoint programming once every pod exists (eBPF, policy chains).
 
         ``addresses`` maps pod name to IPv4 address for the whole lab.
         """
         return False
+
+    def add_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        """What the plugin's agent programs when one more pod starts on a running host
+        (pod start-up measurements); default: nothing beyond the CNI ADD."""
+        return None
+
+    def remove_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        """Undo ``add_endpoint`` when that pod is removed."""
+        return None
 
     def pod_mtu(self) -> int:
         return self.plan.mode_info.mtu

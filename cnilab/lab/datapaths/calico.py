@@ -33,7 +33,7 @@ from cnilab.lab.overlay import (
     program_vxlan_peers,
 )
 from cnilab.lab.plan import HostPlan, PodPlan
-from cnilab.lab.routed import attach_routed_pod, veth_name
+from cnilab.lab.routed import attach_routed_pod, detach_routed_pod, veth_name
 
 GATEWAY = "169.254.1.1"
 HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee"
@@ -58,6 +58,10 @@ class _Calico(Datapath):
         return attach_routed_pod(self.plan, host, pod, network="k8s-pod-network",
                                  host_ifname=veth_name("cali", pod), gateway=GATEWAY,
                                  mtu=self.pod_mtu(), host_mac=HOST_VETH_MAC)
+
+    def detach_pod(self, host: HostPlan, pod: PodPlan) -> None:
+        detach_routed_pod(self.plan, host, pod, network="k8s-pod-network",
+                          host_ifname=veth_name("cali", pod))
 
     def _base_chains(self, host: HostPlan) -> bool:
         if chain_exists(host.netns, "cali-FORWARD"):
@@ -93,7 +97,7 @@ class _Calico(Datapath):
         rules = ["*filter", ":cali-from-wl-dispatch - [0:0]", ":cali-to-wl-dispatch - [0:0]",
                  ":cali-pi-default-allow - [0:0]", ":cali-po-default-allow - [0:0]"]
         for w in workloads:
-            rules += [f":cali-fw-{w} - [0:0]", f":cali-tw-{w} - [0:0]"]
+            rules += _workload_chains(w)
         rules += [
             "-A cali-FORWARD -i cali+ -j cali-from-wl-dispatch",
             "-A cali-FORWARD -o cali+ -j cali-to-wl-dispatch",
@@ -106,23 +110,57 @@ class _Calico(Datapath):
         ]
         for w in workloads:
             rules += [f"-A cali-from-wl-dispatch -i {w} -g cali-fw-{w}",
-                      f"-A cali-to-wl-dispatch -o {w} -g cali-tw-{w}"]
-            for chain, policy in ((f"cali-fw-{w}", "cali-po-default-allow"),
-                                  (f"cali-tw-{w}", "cali-pi-default-allow")):
-                rules += [
-                    f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                    f"-A {chain} -m conntrack --ctstate INVALID -j DROP",
-                    f"-A {chain} -j MARK --set-xmark 0x0/0x10000",
-                    f"-A {chain} -j {policy}",
-                    f"-A {chain} -m mark --mark 0x10000/0x10000 -j RETURN",
-                    f'-A {chain} -m comment --comment "Drop if no policies passed packet" '
-                    "-j DROP",
-                ]
+                      f"-A cali-to-wl-dispatch -o {w} -g cali-tw-{w}",
+                      *_workload_chain_rules(w)]
         rules += ['-A cali-from-wl-dispatch -m comment --comment "Unknown interface" -j DROP',
                   '-A cali-to-wl-dispatch -m comment --comment "Unknown interface" -j DROP',
                   "COMMIT"]
         iptables_restore(host.netns, rules)
         return True
+
+    def add_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        """Felix on a new workload: its two policy chains and dispatch entries (with
+        policy off the cali+ wildcard already accepts it: nothing to program)."""
+        if not self.plan.policy:
+            return
+        w = veth_name("cali", pod)
+        # Inserted at the top: the dispatch chains end with "Unknown interface" DROP.
+        iptables_restore(host.netns, [
+            "*filter", *_workload_chains(w),
+            f"-I cali-from-wl-dispatch 1 -i {w} -g cali-fw-{w}",
+            f"-I cali-to-wl-dispatch 1 -o {w} -g cali-tw-{w}",
+            *_workload_chain_rules(w), "COMMIT"])
+
+    def remove_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        if not self.plan.policy:
+            return
+        w = veth_name("cali", pod)
+        iptables_restore(host.netns, [
+            "*filter",
+            f"-D cali-from-wl-dispatch -i {w} -g cali-fw-{w}",
+            f"-D cali-to-wl-dispatch -o {w} -g cali-tw-{w}",
+            f"-F cali-fw-{w}", f"-F cali-tw-{w}", f"-X cali-fw-{w}", f"-X cali-tw-{w}",
+            "COMMIT"])
+
+
+def _workload_chains(workload: str) -> list[str]:
+    return [f":cali-fw-{workload} - [0:0]", f":cali-tw-{workload} - [0:0]"]
+
+
+def _workload_chain_rules(workload: str) -> list[str]:
+    """Felix's per-workload chains: conntrack fast path, then the (allow-all) policy."""
+    rules: list[str] = []
+    for chain, policy in ((f"cali-fw-{workload}", "cali-po-default-allow"),
+                          (f"cali-tw-{workload}", "cali-pi-default-allow")):
+        rules += [
+            f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            f"-A {chain} -m conntrack --ctstate INVALID -j DROP",
+            f"-A {chain} -j MARK --set-xmark 0x0/0x10000",
+            f"-A {chain} -j {policy}",
+            f"-A {chain} -m mark --mark 0x10000/0x10000 -j RETURN",
+            f'-A {chain} -m comment --comment "Drop if no policies passed packet" -j DROP',
+        ]
+    return rules
 
 
 def bird_config(peers: list[HostPlan], host: HostPlan) -> str:

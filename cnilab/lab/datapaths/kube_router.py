@@ -27,7 +27,7 @@ from cnilab.errors import CnilabError
 from cnilab.lab import cni, sh
 from cnilab.lab.datapaths.base import Datapath, register
 from cnilab.lab.overlay import chain_exists, iptables_restore
-from cnilab.lab.plan import HostPlan
+from cnilab.lab.plan import HostPlan, PodPlan
 
 BRIDGE = "kube-bridge"
 AS_NUMBER = 64512
@@ -62,6 +62,26 @@ def gobgp_config(host: HostPlan, peers: list[HostPlan]) -> str:
 
 def _pod_chain(pod_name: str) -> str:
     return "KUBE-POD-FW-" + hashlib.sha256(pod_name.encode()).hexdigest()[:16].upper()
+
+
+def _pod_firewall(name: str, ip: str, op: str) -> list[str]:
+    """The policy controller's rules for one local pod: jumps from KUBE-ROUTER-FORWARD
+    (appended with ``-A``, inserted at the top with ``-I`` for a pod added later, or
+    deleted with ``-D``) and the pod's own chain (always appended)."""
+    chain = _pod_chain(name)
+    jump = "-I KUBE-ROUTER-FORWARD 1" if op == "-I" else f"{op} KUBE-ROUTER-FORWARD"
+    return [
+        f'{jump} -d {ip}/32 -m comment --comment "rule to jump traffic '
+        f'destined to POD name:{name} to chain {chain}" -j {chain}',
+        f"{jump} -s {ip}/32 -j {chain}",
+        f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        f"-A {chain} -d {ip}/32 -j KUBE-NWPLCY-BENCHALLOW",
+        f"-A {chain} -s {ip}/32 -j KUBE-NWPLCY-DEFAULT",
+        f'-A {chain} -m comment --comment "rule to REJECT traffic destined for POD '
+        f'name:{name}" -m mark ! --mark 0x10000/0x10000 -j DROP',
+        f"-A {chain} -j MARK --set-xmark 0x0/0x10000",
+        f"-A {chain} -j MARK --set-xmark 0x20000/0x20000",
+    ]
 
 
 @register
@@ -180,19 +200,7 @@ class KubeRouterBgp(Datapath):
         rules = ["*filter", ":KUBE-NWPLCY-DEFAULT - [0:0]", ":KUBE-NWPLCY-BENCHALLOW - [0:0]"]
         rules += [f":{_pod_chain(name)} - [0:0]" for name in local]
         for name, ip in local.items():
-            chain = _pod_chain(name)
-            rules += [
-                f'-A KUBE-ROUTER-FORWARD -d {ip}/32 -m comment --comment "rule to jump traffic '
-                f'destined to POD name:{name} to chain {chain}" -j {chain}',
-                f"-A KUBE-ROUTER-FORWARD -s {ip}/32 -j {chain}",
-                f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                f"-A {chain} -d {ip}/32 -j KUBE-NWPLCY-BENCHALLOW",
-                f"-A {chain} -s {ip}/32 -j KUBE-NWPLCY-DEFAULT",
-                f'-A {chain} -m comment --comment "rule to REJECT traffic destined for POD '
-                f'name:{name}" -m mark ! --mark 0x10000/0x10000 -j DROP',
-                f"-A {chain} -j MARK --set-xmark 0x0/0x10000",
-                f"-A {chain} -j MARK --set-xmark 0x20000/0x20000",
-            ]
+            rules += _pod_firewall(name, ip, "-A")
         rules += [
             f"-A KUBE-NWPLCY-BENCHALLOW -m set --match-set {ALLOWED_SOURCES} src -m set "
             f"--match-set {SELECTED_PODS} dst -j MARK --set-xmark 0x10000/0x10000",
@@ -202,6 +210,26 @@ class KubeRouterBgp(Datapath):
         ]
         iptables_restore(host.netns, rules)
         return True
+
+    def add_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        """kube-router's policy controller on a new local pod: set members, its pod
+        firewall chain and the jumps to it (ahead of the final ACCEPT)."""
+        if not self.plan.policy:
+            return
+        sh.run(sh.in_netns(host.netns, ["ipset", "-exist", "restore"]),
+               input_text=f"add {ALLOWED_SOURCES} {address}\nadd {SELECTED_PODS} {address}\n")
+        iptables_restore(host.netns, ["*filter", f":{_pod_chain(pod.name)} - [0:0]",
+                                      *_pod_firewall(pod.name, address, "-I"), "COMMIT"])
+
+    def remove_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        if not self.plan.policy:
+            return
+        chain = _pod_chain(pod.name)
+        jumps = [r for r in _pod_firewall(pod.name, address, "-D")
+                 if r.startswith("-D KUBE-ROUTER-FORWARD")]
+        iptables_restore(host.netns, ["*filter", *jumps, f"-F {chain}", f"-X {chain}", "COMMIT"])
+        sh.run(sh.in_netns(host.netns, ["ipset", "-exist", "restore"]),
+               input_text=f"del {ALLOWED_SOURCES} {address}\ndel {SELECTED_PODS} {address}\n")
 
     def notes(self) -> list[str]:
         return ["kube-router: GoBGP timers shortened (connect-retry 1 s, hold 3 s); its first "

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from cnilab.lab import cni, sh
 from cnilab.lab.datapaths.base import Datapath, register
 from cnilab.lab.overlay import chain_exists, ensure_vxlan, iptables_restore
-from cnilab.lab.plan import HostPlan
+from cnilab.lab.plan import HostPlan, PodPlan
 
 BRIDGE = "weave"
 VXLAN_DEVICE = "vxlan-6784"
@@ -71,6 +71,13 @@ class WeaveFastdp(Datapath):
                     VXLAN_DEVICE, "dst", peer.underlay_ip, "self", "permanent"])
             changed = True
         return changed
+
+    def add_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        """weave-npc on a new local pod: add it to the local-pods set."""
+        sh.run(sh.in_netns(host.netns, ["ipset", "-exist", "add", LOCAL_PODS_SET, address]))
+
+    def remove_endpoint(self, host: HostPlan, pod: PodPlan, address: str) -> None:
+        sh.run(sh.in_netns(host.netns, ["ipset", "-exist", "del", LOCAL_PODS_SET, address]))
 
     def after_pods(self, host: HostPlan, addresses: dict[str, str]) -> bool:
         if chain_exists(host.netns, "WEAVE-NPC"):

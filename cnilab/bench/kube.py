@@ -1,0 +1,292 @@
+"""The Kubernetes executor: the same suites and records, run in benchmark pods.
+
+Servers and clients are pods pinned to named nodes (``nodeName``), with the
+pinned tools in their image; hostNetwork variants give the host-network
+placement, and a ClusterIP Service in front of the server pod gives the
+Service placement. Commands reach the pods through a ``KubeApi``: the real one
+(``KubectlApi``) runs ``kubectl`` locally or on the control plane over SSH; the
+tests use a fake standing in for the API server.
+
+Process control inside a pod: a server is started as ``sh -c 'echo $$; exec
+TOOL ...'`` so its first output line is its pid in the pod, which ``stop``
+signals with ``kill`` through a second exec (an exec session's end does not
+reliably end the process it started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cnilab.bench.executor import Completed, Endpoint, Executor, ExecutorError, ServerHandle
+
+NAMESPACE = "cnilab-bench"
+POD_LABEL = "cnilab.io/bench"
+BENCH_PORTS = (("iperf3", 5201, "TCP"), ("iperf3-udp", 5201, "UDP"),
+               ("netserver", 12865, "TCP"), ("netperf-data", 12866, "TCP"),
+               ("netperf-data-udp", 12866, "UDP"))
+
+
+class ExecSession(Protocol):
+    """A running ``kubectl exec``."""
+
+    def poll(self) -> int | None: ...
+
+    def first_line(self, timeout_s: float) -> str | None:
+        """The first output line (None if none came in time or the session ended)."""
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """The rest of the output once the session ends (TimeoutExpired if it does not)."""
+
+    def kill(self) -> None: ...
+
+
+class PopenSession:
+    """``ExecSession`` over a local process (``kubectl exec ...``, or ``ssh ... kubectl``)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        self._head = b""
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def first_line(self, timeout_s: float) -> str | None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._head:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            self._head += chunk
+        line, _, self._head = self._head.partition(b"\n")
+        return line.decode("utf-8", "replace")
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        head, self._head = self._head, b""
+        return (head + out).decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class KubeApi(Protocol):
+    """What the executor needs from Kubernetes (pods exist already; see ``bench_pod``)."""
+
+    def exec(self, namespace: str, pod: str, argv: list[str], timeout_s: float) -> Completed: ...
+
+    def exec_start(self, namespace: str, pod: str, argv: list[str]) -> ExecSession: ...
+
+
+@dataclass
+class _Process:
+    """The ``ServerHandle.process`` of a pod-side process."""
+
+    session: ExecSession
+    pid: int | None = None
+
+    def poll(self) -> int | None:
+        return self.session.poll()
+
+
+def with_pid(argv: list[str]) -> list[str]:
+    """``argv`` run so that its first output line is its pid (``exec`` keeps the pid)."""
+    return ["sh", "-c", f"echo $$; exec {shlex.join(argv)}"]
+
+
+class KubernetesExecutor(Executor):
+    """Runs suite commands in benchmark pods through a ``KubeApi``."""
+
+    exec_timeout_s = 30.0   # a kubectl exec must have started the process by then
+
+    def __init__(self, api: KubeApi, namespace: str = NAMESPACE) -> None:
+        self.api = api
+        self.namespace = namespace
+
+    def _pod(self, endpoint: Endpoint) -> str:
+        if endpoint.netns is None:   # Kubernetes endpoints name their pod in `netns`
+            raise ExecutorError(f"endpoint {endpoint.name} names no pod")
+        return endpoint.netns
+
+    def start_server(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
+        session = self.api.exec_start(self.namespace, self._pod(endpoint), with_pid(argv))
+        line = session.first_line(self.exec_timeout_s)
+        if line is None or not line.strip().isdigit():
+            session.kill()
+            out, err = session.communicate()
+            raise ExecutorError(f"could not start {argv[0]} in pod {self._pod(endpoint)}: "
+                                f"{(err or out or line or 'no output').strip()[-300:]}")
+        return ServerHandle(endpoint, argv, _Process(session, int(line)))  # type: ignore[arg-type]
+
+    def start_client(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
+        return self.start_server(endpoint, argv)
+
+    def wait_listening(self, handle: ServerHandle, port: int, timeout_s: float = 10.0) -> None:
+        proc: _Process = handle.process  # type: ignore[assignment]
+        deadline = time.monotonic() + timeout_s
+        hexport = f":{port:04X}"
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                out, err = proc.session.communicate()
+                raise ExecutorError(f"server in pod {self._pod(handle.endpoint)} exited before "
+                                    f"listening on port {port}: {err.strip() or out.strip()}")
+            # /proc/net/tcp of the pod: no ss/netstat needed in the image
+            done = self.api.exec(self.namespace, self._pod(handle.endpoint),
+                                 ["cat", "/proc/net/tcp", "/proc/net/tcp6"], 10.0)
+            for line in done.stdout.splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 3 and fields[1].endswith(hexport) and fields[3] == "0A":
+                    return
+            time.sleep(0.2)
+        raise ExecutorError(f"server in pod {self._pod(handle.endpoint)} not listening on "
+                            f"port {port} after {timeout_s:g} s")
+
+    def run_client(self, endpoint: Endpoint, argv: list[str], timeout_s: float) -> Completed:
+        return self.api.exec(self.namespace, self._pod(endpoint), argv, timeout_s)
+
+    def wait_client(self, handle: ServerHandle, timeout_s: float) -> Completed:
+        proc: _Process = handle.process  # type: ignore[assignment]
+        started = time.monotonic()
+        try:
+            out, err = proc.session.communicate(timeout=max(timeout_s, 0.1))
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            out, err = self._kill(handle)
+            timed_out = True
+        code = proc.poll()
+        return Completed(handle.argv, -9 if timed_out or code is None else code, out, err,
+                         time.monotonic() - started, timed_out)
+
+    def _kill(self, handle: ServerHandle) -> tuple[str, str]:
+        """TERM the process inside the pod, end the exec session, return its output."""
+        proc: _Process = handle.process  # type: ignore[assignment]
+        if proc.pid is not None:
+            self.api.exec(self.namespace, self._pod(handle.endpoint),
+                          ["kill", "-TERM", str(proc.pid)], 10.0)
+        try:
+            return proc.session.communicate(timeout=3.0)
+        except subprocess.TimeoutExpired:
+            proc.session.kill()
+            return proc.session.communicate()
+
+    def stop_server(self, handle: ServerHandle) -> Completed:
+        proc: _Process = handle.process  # type: ignore[assignment]
+        if proc.poll() is None:
+            out, err = self._kill(handle)
+        else:
+            out, err = proc.session.communicate()
+        code = proc.poll()
+        return Completed(handle.argv, code if code is not None else -1, out, err, 0.0)
+
+    def interface_packets(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
+        base = f"/sys/class/net/{ifname}/statistics"
+        done = self.api.exec(self.namespace, self._pod(endpoint),
+                             ["cat", f"{base}/rx_packets", f"{base}/tx_packets"], 10.0)
+        values = done.stdout.split()
+        if done.returncode != 0 or len(values) != 2 or not all(v.isdigit() for v in values):
+            return None
+        return int(values[0]) + int(values[1])
+
+
+# ------------------------------------------------------------------ manifests
+
+
+def bench_pod(name: str, node: str, image: str, *, host_network: bool = False,
+              role: str = "server", namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A benchmark pod pinned to ``node`` that idles until commands are exec'd into it.
+
+    ``nodeName`` bypasses the scheduler (placement is the experiment), the
+    control-plane taint is tolerated so single-node runs work, and requests equal
+    limits (Guaranteed QoS) so that the kubelet's CPU manager may pin it.
+    """
+    spec: dict[str, Any] = {
+        "nodeName": node,
+        "hostNetwork": host_network,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 1,
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                         "effect": "NoSchedule"}],
+        "containers": [{
+            "name": "bench",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sleep", "infinity"],
+            "resources": {"requests": {"cpu": "1", "memory": "256Mi"},
+                          "limits": {"cpu": "1", "memory": "256Mi"}},
+            "ports": [{"name": n, "containerPort": p, "protocol": proto}
+                      for n, p, proto in BENCH_PORTS],
+        }],
+    }
+    if host_network:
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {POD_LABEL: role, f"{POD_LABEL}-pod": name}},
+        "spec": spec,
+    }
+
+
+def bench_service(name: str, server_pod: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A ClusterIP Service in front of one server pod, with the suites' fixed ports."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {f"{POD_LABEL}-pod": server_pod},
+            "ports": [{"name": n, "port": p, "targetPort": p, "protocol": proto}
+                      for n, p, proto in BENCH_PORTS],
+        },
+    }
+
+
+# ------------------------------------------------------------------ kubectl
+
+
+Runner = Callable[[list[str], float | None], Completed]
+Starter = Callable[[list[str]], ExecSession]
+
+
+@dataclass
+class KubectlApi:
+    """``KubeApi`` over the kubectl CLI. ``run``/``start`` execute a kubectl argv on the
+    machine holding the kubeconfig (locally, or on the control plane over SSH)."""
+
+    run: Runner
+    start: Starter
+    kubeconfig: str | None = None
+
+    def _kubectl(self, *args: str) -> list[str]:
+        base = ["kubectl"]
+        if self.kubeconfig:
+            base += ["--kubeconfig", self.kubeconfig]
+        return [*base, *args]
+
+    def exec_argv(self, namespace: str, pod: str, argv: list[str]) -> list[str]:
+        return self._kubectl("exec", "-n", namespace, pod, "-c", "bench", "--", *argv)
+
+    def exec(self, namespace: str, pod: str, argv: list[str], timeout_s: float) -> Completed:
+        return self.run(self.exec_argv(namespace, pod, argv), timeout_s)
+
+    def exec_start(self, namespace: str, pod: str, argv: list[str]) -> ExecSession:
+        return self.start(self.exec_argv(namespace, pod, argv))

@@ -1,0 +1,141 @@
+"""The Kubernetes executor: command construction, manifests, and real measurements
+through it with a fake standing in for the Kubernetes API server.
+
+``FakeKubeApi`` is the only fake: no API server can run here. Its "pods" are
+the netns lab's pods and an exec runs the command in that pod's namespace, so
+iperf3 and netperf run for real and the executor's process control (pid
+capture, kill through a second exec, listening check through /proc/net/tcp)
+is exercised end to end.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cnilab.bench.engine import Measurement, measure
+from cnilab.bench.executor import Completed, Endpoint, ExecutorError
+from cnilab.bench.kube import (
+    BENCH_PORTS,
+    KubectlApi,
+    KubernetesExecutor,
+    PopenSession,
+    bench_pod,
+    bench_service,
+    with_pid,
+)
+from cnilab.lab import core
+from cnilab.lab.plan import LabPlan, make_plan
+from cnilab.rundir import RunDir
+from cnilab.spec import Cell
+
+
+class FakeKubeApi:
+    """Fake Kubernetes API (named as such): pod name -> lab network namespace."""
+
+    def __init__(self, pods: dict[str, str]) -> None:
+        self.pods = pods
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    def _argv(self, namespace: str, pod: str, argv: list[str]) -> list[str]:
+        self.calls.append((namespace, pod, argv))
+        return ["ip", "netns", "exec", self.pods[pod], *argv]
+
+    def exec(self, namespace: str, pod: str, argv: list[str], timeout_s: float) -> Completed:
+        full = self._argv(namespace, pod, argv)
+        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+        return Completed(full, proc.returncode, proc.stdout, proc.stderr, 0.0)
+
+    def exec_start(self, namespace: str, pod: str, argv: list[str]) -> PopenSession:
+        return PopenSession(self._argv(namespace, pod, argv))
+
+
+def test_kubectl_exec_command_line() -> None:
+    seen: list[list[str]] = []
+
+    def run(argv: list[str], timeout: float | None) -> Completed:
+        seen.append(argv)
+        return Completed(argv, 0, "", "", 0.0)
+
+    api = KubectlApi(run=run, start=lambda argv: PopenSession(["true"]),
+                     kubeconfig="/etc/kubernetes/admin.conf")
+    api.exec("cnilab-bench", "srv-node2", ["iperf3", "--server"], 10.0)
+    assert seen == [["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "exec", "-n",
+                     "cnilab-bench", "srv-node2", "-c", "bench", "--", "iperf3", "--server"]]
+    assert with_pid(["netserver", "-D", "-L", "10.0.0.1"]) == [
+        "sh", "-c", "echo $$; exec netserver -D -L 10.0.0.1"]
+
+
+def test_bench_pod_and_service_manifests() -> None:
+    pod = bench_pod("srv-node2", "node2", "registry.example/bench@sha256:" + "0" * 64)
+    spec = pod["spec"]
+    assert spec["nodeName"] == "node2" and spec["hostNetwork"] is False
+    container = spec["containers"][0]
+    assert container["resources"]["requests"] == container["resources"]["limits"]  # Guaranteed
+    assert {(p["containerPort"], p["protocol"]) for p in container["ports"]} == {
+        (5201, "TCP"), (5201, "UDP"), (12865, "TCP"), (12866, "TCP"), (12866, "UDP")}
+    host = bench_pod("hn-node1", "node1", "img", host_network=True, role="client")
+    assert host["spec"]["hostNetwork"] is True
+    assert host["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
+    svc = bench_service("bench", "srv-node2")
+    selector = svc["spec"]["selector"]
+    assert all(pod["metadata"]["labels"][k] == v for k, v in selector.items())
+    assert len(svc["spec"]["ports"]) == len(BENCH_PORTS)
+    assert len({p["name"] for p in svc["spec"]["ports"]}) == len(BENCH_PORTS)
+
+
+@pytest.fixture
+def lab(clean_lab: None) -> Iterator[LabPlan]:
+    plan = make_plan("flannel", "vxlan")
+    core.preflight(plan)
+    core.ensure_hosts(plan)
+    core.ensure_datapath(plan)
+    core.ensure_pods(plan)
+    core.ensure_endpoints(plan)
+    yield plan
+    core.down()
+
+
+@pytest.mark.root
+@pytest.mark.e2e
+@pytest.mark.parametrize("suite", ["iperf3-tcp", "netperf-tcp-rr"])
+def test_measurement_through_the_kubernetes_executor(suite: str, lab: LabPlan,
+                                                     tmp_path: Path) -> None:
+    plan = lab
+    h1p1, h2p1 = plan.hosts[0].pods[0], plan.hosts[1].pods[0]
+    api = FakeKubeApi({"client-node1": h1p1.netns, "server-node2": h2p1.netns})
+    client = Endpoint("client-node1", "h1", core.pod_address(plan, h1p1), "pod", "client-node1")
+    server = Endpoint("server-node2", "h2", core.pod_address(plan, h2p1), "pod", "server-node2")
+    run = RunDir(tmp_path)
+    (tmp_path / "raw").mkdir()
+    cell = Cell("flannel", "vxlan", "inter-host", suite, (("duration_s", 1),))
+    record = measure(KubernetesExecutor(api), Measurement(cell, 1), client, server, run, 1,
+                     pin=False)
+    assert record["status"] == "ok", record["error"]
+    metric = "throughput_gbps" if suite == "iperf3-tcp" else "transactions_per_s"
+    assert record["metrics"][metric] > 0
+    assert record["metrics"]["client_interface_packets"] > 0   # read in the pod via exec
+    # every command went to the named pod in the benchmark namespace
+    assert {pod for _, pod, _ in api.calls} == {"client-node1", "server-node2"}
+    assert {ns for ns, _, _ in api.calls} == {"cnilab-bench"}
+    # the server was stopped through its pid (netserver daemonises, iperf3 ends by itself)
+    left = subprocess.run(["pgrep", "-a", "-f", "netserver|iperf3"], capture_output=True,
+                          text=True).stdout
+    assert left == ""
+
+
+@pytest.mark.root
+@pytest.mark.e2e
+def test_server_that_cannot_start_is_an_executor_error(lab: LabPlan) -> None:
+    plan = lab
+    api = FakeKubeApi({"server-node2": plan.hosts[1].netns})
+    executor = KubernetesExecutor(api)
+    server = Endpoint("server-node2", "h2", "10.99.0.250", "host", "server-node2")
+    handle = executor.start_server(server, ["iperf3", "--server", "--bind", "10.99.0.250",
+                                            "--port", "5201"])
+    with pytest.raises(ExecutorError, match="exited before listening on port 5201"):
+        executor.wait_listening(handle, 5201, timeout_s=5)

@@ -1,0 +1,186 @@
+"""The extended paper's sweeps through the real engine on the netns lab (root):
+policy scaling, background flows, pod start-up, adaptive repetitions, interleaving."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cnilab.bench.engine import RunReporter, build_manifest, execute
+from cnilab.lab import sh
+from cnilab.lab.rules import CHAIN
+from cnilab.pins import load_pins
+from cnilab.rundir import RunDir
+from cnilab.spec import load_spec_text
+from cnilab.targets.netns import NetnsTarget
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+class _Lines(RunReporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def _run(tmp_path: Path, text: str, hook: Any = None) -> tuple[list[dict[str, Any]], RunDir,
+                                                               list[str]]:
+    spec = load_spec_text(text, "sweep.yaml")
+    target = NetnsTarget()
+    run = RunDir.create(tmp_path, "r")
+    run.write_manifest(build_manifest(spec, load_pins(), target, run, ["test"]))
+    reporter = _Lines()
+    outcome = execute(spec, target, run, reporter=reporter, hook=hook)
+    assert outcome.ok, [f["error"] for f in outcome.failures]
+    return list(run.results()), run, reporter.lines
+
+
+POLICY = """\
+name: policy
+matrix: [{cni: calico, mode: vxlan, policy: on}]
+placements: [intra-host]
+tests:
+  - suite: netperf-tcp-rr
+    params: {duration_s: 1}
+    sweep: {policy_rules: [0, 5000], rule_shape: [rules, ipset]}
+  - suite: pod-startup
+    params: {pods: [1, 3]}
+repetitions: 2
+warmup: 0
+"""
+
+
+def test_policy_scaling_and_pod_startup_through_the_engine(clean_lab: None,
+                                                           tmp_path: Path) -> None:
+    seen: list[tuple[dict[str, Any], int]] = []
+
+    def rules_on_path(record: dict[str, Any]) -> None:
+        # still held right after the measurement: count what the traffic walked past
+        out = sh.run(sh.in_netns("cnl-h1", ["iptables", "-S"]), check=False).stdout
+        seen.append((record["cell"]["condition"],
+                     sum(1 for line in out.splitlines() if line.startswith(f"-A {CHAIN}"))))
+
+    records, _, _ = _run(tmp_path, POLICY, rules_on_path)
+    traffic = [r for r in records if r["cell"]["suite"] == "netperf-tcp-rr"]
+    assert len(traffic) == 3 * 2
+    for condition, count in seen:
+        if condition.get("rule_shape") == "rules":
+            assert count == 5000
+        elif condition.get("rule_shape") == "ipset":
+            assert count == 1      # one rule, a set of 5000 entries
+        elif "policy_rules" in condition:
+            assert count == 0
+
+    def mean_tps(shape: str | None) -> float:
+        vals = [r["metrics"]["transactions_per_s"] for r in traffic
+                if r["cell"]["condition"].get("rule_shape") == shape]
+        return sum(vals) / len(vals)
+
+    # 5000 rules walked per packet cost most of the transaction rate; a set lookup does not
+    assert mean_tps("rules") < 0.8 * mean_tps(None)
+    assert mean_tps("ipset") > 1.5 * mean_tps("rules")
+
+    startup = [r for r in records if r["cell"]["suite"] == "pod-startup"]
+    assert len(startup) == 2 * 2 and all(r["cell"]["placement"] == "node" for r in startup)
+    for r in startup:
+        pods = r["params"]["pods"]
+        assert r["metrics"]["pods"] == pods and r["metrics"]["all_ready_ms"] > 0
+        details = json.loads((tmp_path / "r" / r["raw"]["pods"]).read_text())
+        assert len(details) == pods and all(d["first_packet_ms"] is not None for d in details)
+
+
+BACKGROUND = """\
+name: background
+matrix: [{cni: flannel, mode: vxlan}]
+placements: [inter-host]
+tests:
+  - suite: iperf3-tcp
+    params: {duration_s: 2, omit_s: 0}
+    sweep: {background_flows: [0, 120]}
+repetitions: 1
+warmup: 0
+"""
+
+
+def test_background_flows_run_for_the_whole_measurement(clean_lab: None,
+                                                        tmp_path: Path) -> None:
+    records, run, _ = _run(tmp_path, BACKGROUND)
+    assert len(records) == 2
+    quiet, loaded = sorted(records, key=lambda r: r["cell"]["condition"]["background_flows"])
+    assert "background" not in quiet
+    bg = loaded["background"]
+    assert bg["background_flows"] == 120 and bg["background_processes"] == 2
+    assert bg["background_errors"] == []
+    # 120 flows x 10 Mbit/s, paced: the load really ran at its rate
+    assert 0.9 * 1200 <= bg["background_achieved_mbps"] <= 1.1 * 1200
+    outputs = json.loads((run.path / loaded["raw"]["background"]).read_text())
+    streams = [len(json.loads(o)["start"]["connected"]) for o in outputs]
+    assert sorted(streams) == [60, 60]
+    assert {e["name"] for e in loaded["endpoints"]["background"]} == {"h1-p2", "h2-p2"}
+    left = subprocess.run(["pgrep", "-a", "iperf3"], capture_output=True, text=True).stdout
+    assert left == ""
+
+
+ADAPTIVE = """\
+name: adaptive
+matrix:
+  - {cni: flannel, mode: vxlan}
+  - {cni: flannel, mode: host-gw}
+placements: [intra-host]
+tests:
+  - suite: netperf-tcp-rr
+    params: {duration_s: 1}
+repetitions: {min: 2, max: 3, ci_target: 0.5}
+warmup: 1
+interleave: across-modes
+"""
+
+
+def test_adaptive_repetitions_and_interleaving_across_modes(clean_lab: None,
+                                                           tmp_path: Path) -> None:
+    from cnilab.stats import summarize
+
+    records, _, lines = _run(tmp_path, ADAPTIVE)
+    measured = [r for r in records if not r["warmup"]]
+    by_cell: dict[str, list[float]] = {}
+    for r in measured:
+        by_cell.setdefault(r["cell_id"], []).append(r["metrics"]["transactions_per_s"])
+    assert len(by_cell) == 2
+
+    def relative_half_width(values: list[float]) -> float:
+        s = summarize(values)
+        assert s.ci95_half_width is not None
+        return s.ci95_half_width / s.mean
+
+    for values in by_cell.values():
+        n = len(values)
+        assert 2 <= n <= 3
+        # it went on exactly while the interval was wider than +-50 % of the mean ...
+        for k in range(2, n):
+            assert relative_half_width(values[:k]) > 0.5
+        # ... and stopped when it was narrow enough, or at the cap
+        assert n == 3 or relative_half_width(values) <= 0.5
+
+    # Rounds: each round visits the modes in matrix order, each on a fresh lab that gets
+    # its warm-up first, so drift between labs spreads over both modes.
+    batches = []
+    for r in records:
+        if r["warmup"]:
+            batches.append((r["cell"]["mode"], []))
+        else:
+            batches[-1][1].append(r["repetition"])
+    rounds = [reps[0] for _, reps in batches]
+    assert all(len(reps) == 1 for _, reps in batches)
+    assert rounds == sorted(rounds)
+    assert [mode for mode, _ in batches][:4] == ["vxlan", "host-gw", "vxlan", "host-gw"]
+    assert sum(1 for line in lines if line.startswith("lab up:")) == len(batches)
+    # progress shows the adaptive range: 2 rounds x 2 modes x (warm-up + repetition) at
+    # least, and one more such round for both cells at most
+    assert any("/8..12]" in line for line in lines)
