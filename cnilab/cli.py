@@ -111,6 +111,56 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from cnilab.engine_support import start_or_resume
+    from cnilab.errors import InputError
+    from cnilab.report import verdict_table
+
+    if args.lab != "netns" or args.inventory:
+        raise InputError("cnilab reproduce: real-cluster runs (--lab vagrant, --inventory) "
+                         "are not available yet; use --lab netns")
+    given = Path(args.study)
+    spec = given if given.suffix in (".yaml", ".yml") else \
+        paths.project_root() / "experiments" / f"{args.study}.yaml"
+    if not spec.is_file():
+        known = ", ".join(sorted(p.stem for p in (paths.project_root() / "experiments")
+                                 .glob("*.yaml")))
+        raise InputError(f"cnilab reproduce: no study '{args.study}' (known: {known})")
+    outcome, report = start_or_resume(
+        spec, args.lab, Path(args.out) if args.out else None,
+        Path(args.resume) if args.resume else None, with_report=True,
+        argv=["cnilab", *sys.argv[1:]], quick=args.quick)
+    assert report is not None
+    print(f"report: {report}")
+    print(verdict_table(outcome.run.path))
+    if outcome.failures:
+        print(f"cnilab: {len(outcome.failures)} measurement(s) failed; see "
+              f"{outcome.run.results_path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from cnilab.bundle import bundle
+
+    print(bundle(Path(args.run_dir), Path(args.out) if args.out else None))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from cnilab.bundle import verify
+
+    result = verify(Path(args.bundle))
+    for problem in result.problems:
+        print(f"{args.bundle}: {problem}", file=sys.stderr)
+    if result.ok:
+        print(f"{args.bundle}: verified — {result.files} files match SHA256SUMS, "
+              f"{result.reparsed} measurements re-parsed from raw outputs, summary.csv "
+              "recomputed identically")
+        return 0
+    return 1
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from cnilab.doctor import diagnose, render
     from cnilab.pins import load_pins
@@ -169,10 +219,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=_cmd_parse)
 
-    p = sub.add_parser("report", help="write report.md and figures for a run",
-                       description="Regenerate report.md and figures from a run directory.")
+    p = sub.add_parser("report", help="write the report, figures and summary of a run",
+                       description="Regenerate report.html, report.md, summary.csv, "
+                                   "claims.json and figures/ from a run directory alone.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("reproduce", help="run a study, report it, print the claims verdicts",
+                       description="Run experiments/STUDY.yaml (e.g. lanman2020), write its "
+                                   "report and print the verdict of each of the paper's "
+                                   "claims. --quick runs the spec's smoke variant.")
+    p.add_argument("study", metavar="STUDY", help="study name, e.g. lanman2020 "
+                   "(experiments/STUDY.yaml), or a spec file path")
+    p.add_argument("--lab", default="netns", choices=["netns", "vagrant"],
+                   help="where to run (default netns; vagrant needs the real-cluster path)")
+    p.add_argument("--inventory", metavar="FILE", help="an Ansible inventory of real nodes")
+    p.add_argument("--quick", action="store_true", help="the spec's short smoke variant")
+    p.add_argument("--out", metavar="DIR", help="parent directory for run directories")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("bundle", help="pack a run into a verifiable .tar.gz",
+                       description="Pack RUN_DIR, its report, SHA256SUMS and a README mapping "
+                                   "each claim to its figure into <run-id>.tar.gz.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="FILE", help="bundle path (default beside RUN_DIR)")
+    p.set_defaults(func=_cmd_bundle)
+
+    p = sub.add_parser("verify", help="check a bundle: checksums and re-derived results",
+                       description="Check every file of BUNDLE against SHA256SUMS, re-parse "
+                                   "the raw outputs and recompute summary.csv. Exit 1 on any "
+                                   "difference.")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("doctor", help="check tools, versions and kernel capabilities",
                        description="Show what is installed, what the kernel supports, and what "

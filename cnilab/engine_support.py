@@ -29,16 +29,29 @@ def plan_summary(spec: Spec) -> str:
 
 
 def preflight_netns(spec: Spec) -> None:
-    """Everything that can refuse the run before a run directory exists."""
+    """Everything that can refuse the run before a run directory exists: root and the
+    lab itself (checked on the first mode this machine can build). Modes the kernel
+    cannot build are skipped by the engine and reported, not fatal."""
+    from cnilab.errors import CapabilityError
+
+    problems = []
     for ref in spec.matrix:
-        check_buildable(make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host, ref.policy))
+        try:
+            check_buildable(make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host,
+                                      ref.policy))
+            return
+        except CapabilityError as exc:
+            problems.append(str(exc))
+            if "needs root" in str(exc):
+                raise
+    raise CapabilityError("no mode of this spec can be built here: " + "; ".join(problems))
 
 
 def start_or_resume(
     spec_path: Path, lab: str, out: Path | None, resume: Path | None, *, with_report: bool,
-    argv: list[str],
+    argv: list[str], quick: bool = False,
 ) -> tuple[RunOutcome, Path | None]:
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, quick=quick)
     target = make_target(lab)
     pins = load_pins()
     if target.kind == "netns":

@@ -7,6 +7,7 @@ silently falls back to a default produces a plausible but wrong experiment.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import re
@@ -17,19 +18,21 @@ from typing import Any
 from cnilab.bench import sweeps
 from cnilab.bench.placements import PLACEMENTS
 from cnilab.bench.suites import STARTUP_PLACEMENT, SUITES
+from cnilab.claims import Claim, parse_claims
 from cnilab.errors import SpecError
 from cnilab.modes import catalog
 from cnilab.yamlpos import PosDict, PosList, line_of, load_file, load_text
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions",
-            "warmup", "cpu_pinning", "interleave"}
+            "warmup", "cpu_pinning", "interleave", "claims", "quick"}
+QUICK_KEYS = {"repetitions", "warmup", "duration_s", "sweeps", "matrix", "params"}
 PINNING = ["auto", "off"]
 INTERLEAVE = ["within-mode", "across-modes"]
 ADAPTIVE_KEYS = {"min", "max", "ci_target"}
 LAB_KEYS = {"hosts", "pods_per_host"}
 MATRIX_KEYS = {"cni", "mode", "policy"}
-TEST_KEYS = {"suite", "params", "sweep"}
+TEST_KEYS = {"suite", "params", "sweep", "placements"}
 BACKGROUND_MIN_PODS_INTRA = 4   # the background pair is a second pod pair on the same host
 MAX_REPETITIONS = 1000
 
@@ -52,6 +55,7 @@ class TestSpec:
     suite: str
     params: dict[str, Any]
     sweep: dict[str, Any] = field(default_factory=dict)
+    placements: tuple[str, ...] = ()   # this test only at these (default: the spec's)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class Spec:
     max_repetitions: int = 0        # 0 = fixed (= repetitions)
     ci_target: float | None = None
     interleave: str = "within-mode"  # within-mode | across-modes
+    claims: tuple[Claim, ...] = ()   # the paper's conclusions as checks (cnilab/claims.py)
+    quick: bool = False              # the spec's `quick` variant was applied
 
     @property
     def adaptive(self) -> bool:
@@ -125,7 +131,7 @@ class Spec:
         for ref in self.matrix:
             for test in self.tests:
                 placements = ((STARTUP_PLACEMENT,) if SUITES[test.suite].kind == "startup"
-                              else self.placements)
+                              else test.placements or self.placements)
                 for combo in expand_params(test.params):
                     for condition in expand_params(test.sweep):
                         for placement in placements:
@@ -184,7 +190,7 @@ class _Validator:
         return value
 
 
-def parse_spec(data: Any, path: str, text: str) -> Spec:
+def parse_spec(data: Any, path: str, text: str, quick: bool = False) -> Spec:
     """Validate parsed YAML and build a Spec; raises SpecError at the first problem."""
     v = _Validator(path)
     if not isinstance(data, PosDict):
@@ -260,6 +266,12 @@ def parse_spec(data: Any, path: str, text: str) -> Spec:
                     if problem:
                         raise v.fail(given, pname, f"{where}.params.{pname} {problem}")
                 params[pname] = list(value) if isinstance(value, list) else value
+        test_placements: list[str] = []
+        if "placements" in item:
+            tp = v.sequence(item["placements"], item, "placements", f"{where}.placements")
+            for j, value in enumerate(tp):
+                test_placements.append(v.string(value, tp, j, f"{where}.placements[{j}]",
+                                                 placements))
         sweep: dict[str, Any] = {}
         if "sweep" in item:
             if suite.kind == "startup":
@@ -280,14 +292,14 @@ def parse_spec(data: Any, path: str, text: str) -> Spec:
                     if problem:
                         raise v.fail(given, sname, f"{where}.sweep.{sname} {problem}")
                 sweep[sname] = list(value) if isinstance(value, list) else value
-            if "background_flows" in sweep and "intra-host" in placements \
+            if "background_flows" in sweep and "intra-host" in (test_placements or placements) \
                     and pods < BACKGROUND_MIN_PODS_INTRA:
                 raise v.fail(given, "background_flows",
                              f"{where}.sweep.background_flows at intra-host needs "
                              f"lab.pods_per_host >= {BACKGROUND_MIN_PODS_INTRA} (the background "
                              f"pair is a second pod pair on the same host), got {pods}")
             sweep = sweeps.resolve(sweep)
-        tests.append(TestSpec(suite_name, params, sweep))
+        tests.append(TestSpec(suite_name, params, sweep, tuple(test_placements)))
 
     repetitions, max_repetitions, ci_target = _repetitions(v, top)
     warmup = 1
@@ -302,12 +314,82 @@ def parse_spec(data: Any, path: str, text: str) -> Spec:
     interleave = "within-mode"
     if "interleave" in top:
         interleave = v.string(top["interleave"], top, "interleave", "interleave", INTERLEAVE)
-    return Spec(warmup=warmup, cpu_pinning=pinning, interleave=interleave,
-                max_repetitions=max_repetitions, ci_target=ci_target,
+    claims: tuple[Claim, ...] = ()
+    if "claims" in top:
+        claims = parse_claims(top["claims"], top, path, {ref.key for ref in matrix})
+    spec = Spec(warmup=warmup, cpu_pinning=pinning, interleave=interleave,
+                max_repetitions=max_repetitions, ci_target=ci_target, claims=claims,
                 path=path, text=text, name=name, description=description, hosts=hosts,
                 pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
                 tests=tuple(tests), repetitions=repetitions,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+    if "quick" in top:
+        quick_spec = _quick_variant(v, top, spec)
+        if quick:
+            return quick_spec
+    elif quick:
+        raise v.fail(top, None, "this spec has no 'quick' variant")
+    return spec
+
+
+def _quick_variant(v: _Validator, top: PosDict, spec: Spec) -> Spec:
+    """The spec's smoke-run variant: fewer repetitions, shorter tests, fewer sweep points,
+    optionally fewer modes; everything else (placements, suites, claims) unchanged."""
+    q = v.mapping(top["quick"], top, "quick", "quick", QUICK_KEYS, set())
+    changes: dict[str, Any] = {"name": f"{spec.name}-quick", "quick": True}
+    if "repetitions" in q:
+        reps = v.integer(q["repetitions"], q, "repetitions", "quick.repetitions", 1,
+                         MAX_REPETITIONS)
+        changes.update(repetitions=reps, max_repetitions=0, ci_target=None)
+    if "warmup" in q:
+        changes["warmup"] = v.integer(q["warmup"], q, "warmup", "quick.warmup", 0, 10)
+    duration = None
+    if "duration_s" in q:
+        duration = v.integer(q["duration_s"], q, "duration_s", "quick.duration_s", 1, 3600)
+    sweep_values: dict[str, list[Any]] = {}
+    if "sweeps" in q:
+        given = v.mapping(q["sweeps"], q, "sweeps", "quick.sweeps",
+                          set(sweeps.SWEEP_PARAMS), set())
+        for key, values in given.items():
+            values = values if isinstance(values, list) else [values]
+            for one in values:
+                problem = sweeps.SWEEP_PARAMS[key].check(one)
+                if problem:
+                    raise v.fail(given, key, f"quick.sweeps.{key} {problem}")
+            sweep_values[key] = list(values)
+    param_values: dict[str, Any] = {}
+    if "params" in q:
+        given_params = v.mapping(q["params"], q, "params", "quick.params",
+                                 {n for s in SUITES.values() for n in s.params}, set())
+        for key, value in given_params.items():
+            for test in spec.tests:
+                pspec = SUITES[test.suite].params.get(key)
+                for one in (value if isinstance(value, list) else [value]):
+                    problem = pspec.check(one) if pspec else None
+                    if problem:
+                        raise v.fail(given_params, key, f"quick.params.{key} {problem}")
+            param_values[key] = value
+    if "matrix" in q:
+        keep = v.sequence(q["matrix"], q, "matrix", "quick.matrix")
+        known = {ref.key: ref for ref in spec.matrix}
+        for i, key in enumerate(keep):
+            if key not in known:
+                raise v.fail(keep, i, f"quick.matrix[{i}]: {key!r} is not in the matrix")
+        changes["matrix"] = tuple(known[k] for k in keep)
+        # claims about modes a quick run leaves out become "not testable" by themselves
+    tests = []
+    for test in spec.tests:
+        params = dict(test.params)
+        if duration is not None and "duration_s" in SUITES[test.suite].params:
+            params["duration_s"] = duration
+        for key, value in param_values.items():
+            if key in SUITES[test.suite].params:
+                params[key] = value
+        sweep = {k: sweep_values.get(k, val)
+                 for k, val in test.sweep.items()}
+        tests.append(TestSpec(test.suite, params, sweep, test.placements))
+    changes["tests"] = tuple(tests)
+    return dataclasses.replace(spec, **changes)
 
 
 def _repetitions(v: _Validator, top: PosDict) -> tuple[int, int, float | None]:
@@ -325,11 +407,11 @@ def _repetitions(v: _Validator, top: PosDict) -> tuple[int, int, float | None]:
     return low, high, float(target)
 
 
-def load_spec(path: Path) -> Spec:
-    """Read, parse and validate a spec file."""
+def load_spec(path: Path, quick: bool = False) -> Spec:
+    """Read, parse and validate a spec file (its ``quick`` variant if asked)."""
     data, text = load_file(path)
-    return parse_spec(data, str(path), text)
+    return parse_spec(data, str(path), text, quick)
 
 
-def load_spec_text(text: str, name: str = "<spec>") -> Spec:
-    return parse_spec(load_text(text, name), name, text)
+def load_spec_text(text: str, name: str = "<spec>", quick: bool = False) -> Spec:
+    return parse_spec(load_text(text, name), name, text, quick)

@@ -204,12 +204,13 @@ def _node_state(plan: LabPlan) -> dict[str, object]:
 @pytest.mark.parametrize("lab", VARIANTS, indirect=True, ids=[
     f"{c}-{m}{'-policy' if p else ''}" for c, m, p in VARIANTS])
 def test_pod_startup_times_every_step_and_leaves_the_node_as_it_was(lab: LabPlan) -> None:
+    from cnilab.bench.parsers import startup as startup_parser
     from cnilab.lab.startup import measure_startup
 
     before = _node_state(lab)
     for attempt, count in enumerate((1, 3), start=1):
         outcome = measure_startup(lab, count, attempt)
-        m = outcome["metrics"]
+        m = startup_parser.parse(json.dumps(outcome))
         assert outcome["errors"] == [] and m["pods"] == count and m["pods_failed"] == 0
         # every pod got an address of its host's block and answered a first echo
         # (under Calico policy that needs its per-workload chains: programming happened)

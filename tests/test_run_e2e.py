@@ -104,7 +104,10 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
     report = (run_dir / "report.md").read_text()
     assert "| 2 |" in report and "| 3 |" not in report  # n = 2: warm-ups are not counted
     assert run_dir.name in report and "an emulation" in report
-    assert (run_dir / "throughput.png").stat().st_size > 5000
+    assert (run_dir / "figures" / "throughput.png").stat().st_size > 5000
+    assert rep.stdout.strip() == str(run_dir / "report.html")
+    cells = (run_dir / "summary.csv").read_text().splitlines()
+    assert len(cells) == 1 + 5 and all(",2,0," in line for line in cells[1:])  # n=2, 0 failed
     assert not _iperf3_processes()
 
 

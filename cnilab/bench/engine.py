@@ -23,6 +23,7 @@ from cnilab.bench import background as bg
 from cnilab.bench import cpu, perf, pinning
 from cnilab.bench.executor import Endpoint, Executor, ExecutorError
 from cnilab.bench.parsers import ParseError
+from cnilab.bench.parsers import startup as startup_parser
 from cnilab.bench.suites import TrafficSuite, get_suite
 from cnilab.bench.sweeps import Condition
 from cnilab.errors import CnilabError, InputError
@@ -268,9 +269,10 @@ def measure_startup(target: Target, measurement: Measurement, run: RunDir,
         outcome = target.start_pods(int(resolved["pods"]), seq)
         cell_slug, rep_label = _raw_paths(run, measurement, seq)
         raw = run.raw_path(seq, cell_slug, rep_label, "pods", "json")
-        raw.write_text(json.dumps(outcome["pods"], indent=1), encoding="utf-8")
+        text = json.dumps(outcome, indent=1)
+        raw.write_text(text, encoding="utf-8")
         record["raw"]["pods"] = raw.relative_to(run.path).as_posix()
-        record["metrics"] = outcome["metrics"]
+        record["metrics"] = startup_parser.parse(text)
         if outcome["errors"]:
             record["error"] = "; ".join(outcome["errors"])[:1000]
         else:
@@ -292,6 +294,7 @@ def build_manifest(spec: Spec, pins: Pins, target: Target, run: RunDir,
         "command": argv,
         "cnilab": machine.cnilab_provenance(),
         "spec": {"path": spec.path, "name": spec.name, "sha256": spec.sha256,
+                 "quick": spec.quick,
                  "text": spec.text},
         "target": {"kind": target.kind, "emulation": target.emulation},
         "pins": pins.as_record(),
@@ -440,11 +443,11 @@ def execute(
         nonlocal seq, measured
         seq += 1
         cell = m.cell
+        condition = Condition.from_items(cell.condition)
+        session.hold_rules(condition)   # exactly the cell's condition, whatever ran before
         if get_suite(cell.suite).kind == "startup":
             record = measure_startup(target, m, run, seq)
         else:
-            condition = Condition.from_items(cell.condition)
-            session.hold_rules(condition)
             client, server = target.endpoints(cell.placement)
             background = (target.background_endpoints(cell.placement)
                           if condition.background_flows else None)
@@ -466,6 +469,13 @@ def execute(
         if hook is not None:
             hook(record)
 
+    skipped = {ref.key: why for ref in spec.matrix
+               if (why := target.unavailable(ref.cni, ref.mode, policy=ref.policy,
+                                             hosts=spec.hosts,
+                                             pods_per_host=spec.pods_per_host)) is not None}
+    state["skipped_modes"] = skipped
+    for key, why in skipped.items():
+        reporter.line(f"skipping {key}: {why}")
     save_state()
     if records:
         reporter.line(f"resuming: {len(records)} measurements already recorded, not repeated")
@@ -474,6 +484,8 @@ def execute(
         for stage in _stages(spec):
             for rep in range(1, spec.repetition_cap + 1):
                 for ref in stage:
+                    if ref.key in skipped:
+                        continue
                     todo = [Measurement(c, rep) for c in _cells_of(spec, ref)
                             if f"{c.cell_id}#r{rep}" not in done
                             and needs_repetition(spec, by_cell.get(c.cell_id, []), rep)]
@@ -521,6 +533,10 @@ def ensure_same_spec(run: RunDir, spec: Spec) -> None:
     if manifest.get("spec", {}).get("sha256") != spec.sha256:
         raise InputError(f"{spec.path}: differs from the spec of {run.path} "
                          "(sha256 mismatch); resume with the same spec")
+    if bool(manifest["spec"].get("quick", False)) != spec.quick:
+        was = "--quick" if manifest["spec"].get("quick") else "the full variant"
+        raise InputError(f"{run.path} was started with {was} of {spec.path}; resume it the "
+                         "same way")
 
 
 def resolve_resume(path: Path) -> RunDir:

@@ -60,12 +60,15 @@ class Condition:
 def normalize(combo: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
     """One condition, canonical: with its main value at 0 a sweep's modifiers do not
     apply (0 rules of any shape, 0 flows at any rate are the same baseline), so they
-    are dropped and such combinations become one cell."""
+    are dropped and such combinations become one cell; with every sweep at 0 it is
+    the unconditioned cell, shared with a plain test of the same parameters."""
     values = dict(combo)
     for main, mods in SWEEPS.items():
         if values.get(main) == 0:
             for mod in mods:
                 values.pop(mod, None)
+    if all(v == 0 for k, v in values.items() if k in SWEEPS):
+        return ()   # no load, no rules: the plain cell of the same test
     return tuple((k, v) for k, v in combo if k in values)
 
 

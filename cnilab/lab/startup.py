@@ -17,7 +17,6 @@ the lab is as it was before for the measurements that follow.
 from __future__ import annotations
 
 import contextlib
-import statistics
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -108,16 +107,11 @@ def _remove(plan: LabPlan, host: HostPlan, pod: PodPlan, address: str) -> None:
     sh.run(["ip", "netns", "del", pod.netns], check=False)
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {"mean": round(statistics.fmean(ordered), 3),
-            "p50": round(statistics.median(ordered), 3), "max": round(ordered[-1], 3)}
-
-
 def measure_startup(plan: LabPlan, count: int, attempt: int) -> dict[str, Any]:
     """Start ``count`` pods together on the first host, time every step, remove them.
 
-    Returns metrics (flat, for the record) and per-pod details (for the raw file).
+    Returns the raw outcome: per-pod step times (``ready_offset_ms`` from the common
+    start), the wall time until the last first reply, and errors.
     """
     if not 1 <= count <= MAX_STARTUP_PODS:
         raise InputError(f"pod start-up: pods must be from 1 to {MAX_STARTUP_PODS}, got {count}")
@@ -137,22 +131,10 @@ def measure_startup(plan: LabPlan, count: int, attempt: int) -> dict[str, Any]:
         addresses = {t.pod: t.address for t in timings}
         for pod in pods:
             _remove(plan, host, pod, addresses.get(pod.name, ""))
-    failed = [t for t in timings if t.error]
-    good = [t for t in timings if not t.error]
-    # all_ready: until the last pod is attached and programmed; all_reachable: until
-    # the last pod has had its first reply (includes the echo round trips).
-    metrics: dict[str, Any] = {"pods": count, "pods_failed": len(failed),
-                               "all_reachable_ms": _ms(total)}
-    if good:
-        metrics["all_ready_ms"] = _ms(max(t.ready_at for t in good) - started)
-    if good:
-        for name in ("netns_ms", "cni_add_ms", "programming_ms", "ready_ms"):
-            for stat, value in _summary([getattr(t, name) for t in good]).items():
-                metrics[f"{name.removesuffix('_ms')}_{stat}_ms"] = value
-        firsts = [t.first_packet_ms for t in good if t.first_packet_ms is not None]
-        if firsts:
-            for stat, value in _summary(firsts).items():
-                metrics[f"first_packet_{stat}_ms"] = value
-    details = [{k: v for k, v in t.__dict__.items() if k != "ready_at"} for t in timings]
-    return {"metrics": metrics, "pods": details,
-            "errors": [f"{t.pod}: {t.error}" for t in failed]}
+    details = [{**{k: v for k, v in t.__dict__.items() if k != "ready_at"},
+                "ready_offset_ms": _ms(t.ready_at - started) if t.ready_at else None}
+               for t in timings]
+    # The raw record of the measurement; metrics come from it through
+    # cnilab.bench.parsers.startup, like any tool output.
+    return {"requested": count, "all_reachable_ms": _ms(total), "pods": details,
+            "errors": [f"{t.pod}: {t.error}" for t in timings if t.error]}

@@ -20,6 +20,12 @@ class Target(ABC):
            ansible_dir: Path) -> None:
         """Bring the datapath up (idempotent; replaces a stale one of the same target)."""
 
+    def unavailable(self, cni: str, mode: str, *, policy: bool, hosts: int,
+                    pods_per_host: int) -> str | None:
+        """Why this target cannot bring the mode up at all (None: it can). A matrix entry
+        it cannot build is skipped and reported, instead of stopping the whole run."""
+        return None
+
     @abstractmethod
     def down(self, *, ansible_dir: Path | None = None) -> None:
         """Remove everything ``up`` created; safe to call at any time."""

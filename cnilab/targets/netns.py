@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,19 @@ class NetnsTarget(Target):
                      progress=self.progress, ident=f"up-{cni}-{mode}",
                      env={core.BUILDER_ENV: "1"})
         self.plan = plan
+
+    def unavailable(self, cni: str, mode: str, *, policy: bool, hosts: int,
+                    pods_per_host: int) -> str | None:
+        """A mode the kernel or the lab cannot build; lacking root is not a per-mode matter
+        and still stops the run."""
+        plan = make_plan(cni, mode, hosts, pods_per_host, policy)
+        if os.geteuid() != 0:
+            return None   # up() refuses with the reason
+        try:
+            core.check_buildable(plan)
+        except InputError as exc:
+            return str(exc)
+        return None
 
     def down(self, *, ansible_dir: Path | None = None) -> None:
         if ansible_dir is None:

@@ -1,0 +1,176 @@
+"""Artifact bundles: a run directory an evaluator can check without trusting us.
+
+``bundle`` packs the run directory with its report into a ``.tar.gz`` with a
+``SHA256SUMS`` file and a README that maps every claim to its figure and to the
+command that reproduces it. ``verify`` checks the checksums, then re-derives
+every stored metric that comes from a tool's output by re-parsing the raw files
+(the same parsers the engine used), recomputes the per-cell statistics from the
+re-parsed values, and compares them with the bundled ``summary.csv``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from cnilab.bench.parsers import ParseError
+from cnilab.bench.parsers import iperf3 as iperf3_parser
+from cnilab.bench.parsers import netperf as netperf_parser
+from cnilab.bench.parsers import startup as startup_parser
+from cnilab.errors import InputError
+from cnilab.report import TEMPLATES, load, write_report
+from cnilab.rundir import RunDir
+from cnilab.summary import summarize_cells, summary_csv
+
+SUMS = "SHA256SUMS"
+README = "BUNDLE-README.md"
+PARSERS = {"iperf3": iperf3_parser.parse, "netperf": netperf_parser.parse,
+           "cni": startup_parser.parse}
+RAW_KEY = {"iperf3": "client", "netperf": "client", "cni": "pods"}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (SUMS, README))
+
+
+def bundle(run_path: Path, out: Path | None = None) -> Path:
+    """Write ``<run-id>.tar.gz`` (next to the run directory unless ``out``)."""
+    run = RunDir.open(run_path)
+    if not (run.path / "report.html").is_file() or not (run.path / "claims.json").is_file():
+        write_report(run.path)
+    data = load(run.path)
+    sums = "".join(f"{_sha256(p)}  {p.relative_to(run.path).as_posix()}\n"
+                   for p in _files(run.path))
+    figures = {p.stem for p in (run.path / "figures").glob("*.png")}
+    readme = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                                undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                lstrip_blocks=True, keep_trailing_newline=True,
+                                autoescape=False).get_template("bundle-readme.md.j2").render(
+        manifest=data.manifest, verdicts=data.verdicts, command=" ".join(
+            data.manifest.get("command", [])),
+        figure_of={v.claim.id: name for v in data.verdicts
+                   if (name := _figure_for(v.claim.get("suite"), v.claim.get("metric"),
+                                           v.claim.get("sweep") or v.claim.get("at_max")))
+                   in figures})
+    target = out or run.path.parent / f"{run.run_id}.tar.gz"
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path in _files(run.path):
+            tar.add(path, arcname=f"{run.run_id}/{path.relative_to(run.path).as_posix()}")
+        for name, text in ((SUMS, sums), (README, readme)):
+            blob = text.encode("utf-8")
+            info = tarfile.TarInfo(f"{run.run_id}/{name}")
+            info.size, info.mode = len(blob), 0o644
+            tar.addfile(info, io.BytesIO(blob))
+    os.replace(tmp, target)
+    return target
+
+
+def _figure_for(claim_suite: str | None, metric: str | None, sweep: str | None) -> str:
+    """The figure that shows a claim's numbers (by suite, metric and sweep)."""
+    if sweep == "policy_rules":
+        return f"policy-{claim_suite}"
+    if sweep == "background_flows":
+        return f"background-{claim_suite}"
+    if claim_suite == "pod-startup":
+        return "startup"
+    if metric and ("latency" in metric):
+        return "latency"
+    if metric in ("cpu_s_per_gbit", "cycles_per_packet"):
+        return "cpu"
+    return "throughput"
+
+
+@dataclass
+class Verification:
+    files: int = 0
+    reparsed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, int | float) and isinstance(b, int | float) and math.isclose(
+            float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
+
+
+def verify(bundle_path: Path) -> Verification:
+    """Check a bundle: checksums, then re-parse and re-summarise from the raw outputs."""
+    result = Verification()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with tarfile.open(bundle_path, "r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+        except (OSError, tarfile.TarError) as exc:
+            raise InputError(f"{bundle_path}: not a readable .tar.gz bundle: {exc}") from None
+        roots = [p for p in Path(tmp).iterdir() if p.is_dir()]
+        if len(roots) != 1 or not (roots[0] / SUMS).is_file():
+            raise InputError(f"{bundle_path}: no <run-id>/{SUMS} inside; not a cnilab bundle")
+        root = roots[0]
+        listed: set[str] = set()
+        for line in (root / SUMS).read_text(encoding="utf-8").splitlines():
+            digest, _, name = line.partition("  ")
+            listed.add(name)
+            path = root / name
+            if not path.is_file():
+                result.problems.append(f"{name}: listed in {SUMS} but missing")
+            elif _sha256(path) != digest:
+                result.problems.append(f"{name}: sha256 differs from {SUMS}")
+            else:
+                result.files += 1
+        for path in _files(root):
+            if path.relative_to(root).as_posix() not in listed:
+                result.problems.append(f"{path.relative_to(root).as_posix()}: not in {SUMS}")
+        records = [json.loads(line) for line in
+                   (root / "results.jsonl").read_text(encoding="utf-8").splitlines()
+                   if line.strip()]
+        rebuilt = [_reparse(root, r, result) for r in records]
+        summary = summary_csv(summarize_cells(rebuilt))
+        stored = (root / "summary.csv").read_text(encoding="utf-8") \
+            if (root / "summary.csv").is_file() else ""
+        if summary != stored:
+            result.problems.append("summary.csv differs from the one recomputed from the raw "
+                                   "outputs")
+    return result
+
+
+def _reparse(root: Path, record: dict[str, Any], result: Verification) -> dict[str, Any]:
+    """The record with every parser-derived metric recomputed from its raw file."""
+    tool = record.get("tool")
+    raw_name = record.get("raw", {}).get(RAW_KEY.get(str(tool), ""))
+    if record["status"] != "ok" or tool not in PARSERS or not raw_name:
+        return record
+    try:
+        parsed = PARSERS[str(tool)]((root / raw_name).read_text(encoding="utf-8"))
+    except (OSError, ParseError) as exc:
+        result.problems.append(f"{record['key']}: raw output {raw_name} does not parse: {exc}")
+        return record
+    for key, value in parsed.items():
+        if not _same(record["metrics"].get(key), value):
+            result.problems.append(f"{record['key']}: {key} is {record['metrics'].get(key)!r} "
+                                   f"in results.jsonl but {value!r} from {raw_name}")
+    result.reparsed += 1
+    return {**record, "metrics": {**record["metrics"], **parsed}}

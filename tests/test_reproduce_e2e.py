@@ -1,0 +1,115 @@
+"""`cnilab reproduce` end to end on the netns lab with a reduced study of the same structure
+as experiments/lanman2020.yaml, then the HTML report in headless Chromium, then
+`cnilab bundle` and `cnilab verify` (also on a tampered bundle)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cnilab.lab import capabilities
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+ROOT = Path(__file__).resolve().parent.parent
+STUDY = ROOT / "tests" / "data" / "specs" / "study-mini.yaml"
+
+
+def _screenshot(html: Path, out: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (scripts/install-system-deps.sh test)")
+    subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", "--window-size=1200,2400", f"--screenshot={out}",
+                    html.as_uri()], capture_output=True, timeout=120, check=True)
+
+
+def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no-untyped-def]
+                                        tmp_path: Path) -> None:
+    proc = cli("reproduce", str(STUDY), "--quick", "--out", str(tmp_path / "runs"),
+               timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    report = Path(lines[0].removeprefix("report: "))
+    run_dir = report.parent
+    assert run_dir.name.endswith("-study-mini-quick")
+    verdict_lines = {line.split()[0]: line for line in lines[1:]}
+    assert set(verdict_lines) == {"T1", "T2", "T3", "T4", "T5"}
+
+    claims = {c["id"]: c for c in json.loads((run_dir / "claims.json").read_text())}
+    assert claims["T5"]["verdict"] == "not testable"
+    assert claims["T2"]["verdict"] == "holds", claims["T2"]   # 4000 rules cost TCP_RR
+    assert claims["T2"]["evidence"] and "policy_rules" in claims["T2"]["evidence"][0]
+    if not capabilities.probe()["ipip"].available:
+        assert "skipping calico/ipip" in proc.stderr
+        assert claims["T4"]["verdict"] == "not testable"
+        assert "no measurements of calico/ipip" in claims["T4"]["reason"]
+    for c in claims.values():
+        assert c["verdict"] in ("holds", "does not hold", "inconclusive", "not testable")
+
+    summary = (run_dir / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("cell_id,mode,placement,suite")
+    assert len(summary) - 1 == 2 * 11   # two buildable modes x 11 cells
+    for name in ("throughput", "latency", "cpu", "policy-netperf-tcp-rr",
+                 "background-iperf3-tcp", "startup"):
+        for ext in ("png", "svg"):
+            assert (run_dir / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+    html = report.read_text()
+    assert report.name == "report.html" and 'id="emulation-notice"' in html
+    assert html.count("data:image/png;base64,") == 6 and "<table id=\"claims\">" in html
+    assert "src=\"figures/" not in html   # self-contained
+    shot = tmp_path / "report.png"
+    _screenshot(report, shot)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(shot))
+    assert pixels.shape[0] >= 2000 and pixels.shape[1] >= 1100
+    grey = pixels[..., :3].mean(axis=2)
+    assert (grey < 0.5).mean() > 0.01   # text and figures: not a blank page
+    assert grey.std() > 0.1
+
+    proc = cli("bundle", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    bundle = Path(proc.stdout.strip())
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+    run_id = run_dir.name
+    assert f"{run_id}/SHA256SUMS" in names and f"{run_id}/BUNDLE-README.md" in names
+    assert f"{run_id}/results.jsonl" in names and f"{run_id}/report.html" in names
+    proc = cli("verify", str(bundle))
+    assert proc.returncode == 0, proc.stderr
+    assert "verified" in proc.stdout and "summary.csv recomputed identically" in proc.stdout
+
+    # A bundle whose results were edited after the fact fails verification.
+    work = tmp_path / "tamper"
+    with tarfile.open(bundle) as tar:
+        tar.extractall(work, filter="data")
+    results = work / run_id / "results.jsonl"
+    first = json.loads(results.read_text().splitlines()[0])
+    metric = next(k for k in ("throughput_gbps", "transactions_per_s", "all_ready_ms")
+                  if k in first["metrics"])
+    first["metrics"][metric] *= 1.5
+    rest = results.read_text().splitlines()[1:]
+    results.write_text("\n".join([json.dumps(first), *rest]) + "\n")
+    forged = tmp_path / "forged.tar.gz"
+    with tarfile.open(forged, "w:gz") as tar:
+        tar.add(work / run_id, arcname=run_id)
+    proc = cli("verify", str(forged))
+    assert proc.returncode == 1
+    assert "results.jsonl: sha256 differs from SHA256SUMS" in proc.stderr
+    assert f"{metric} is" in proc.stderr and "from raw/" in proc.stderr
+
+
+def test_reproduce_refuses_what_it_cannot_do(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc = cli("reproduce", "lanman2020", "--lab", "vagrant")
+    assert proc.returncode == 2
+    assert "real-cluster runs (--lab vagrant, --inventory) are not available yet" in proc.stderr
+    proc = cli("reproduce", "lanman1999")
+    assert proc.returncode == 2 and "no study 'lanman1999' (known: lanman2020" in proc.stderr
+    proc = cli("verify", str(tmp_path / "nope.tar.gz"))
+    assert proc.returncode == 2 and "not a readable .tar.gz bundle" in proc.stderr
