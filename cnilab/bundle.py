@@ -94,7 +94,9 @@ def _figure_for(claim_suite: str | None, metric: str | None, sweep: str | None) 
         return "startup"
     if metric and ("latency" in metric):
         return "latency"
-    if metric in ("cpu_s_per_gbit", "cycles_per_packet"):
+    if metric in ("cycles_per_packet", "cycles_per_mtu_packet"):
+        return "cpp"
+    if metric == "cpu_s_per_gbit":
         return "cpu"
     return "throughput"
 

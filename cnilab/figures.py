@@ -21,7 +21,8 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", "-.", ":"]
 UNITS = {"throughput_gbps": "Gbit/s", "transactions_per_s": "transactions/s",
          "latency_mean_us": "µs", "latency_p99_us": "µs", "cpu_s_per_gbit": "CPU-s per Gbit",
-         "cycles_per_packet": "cycles/packet", "all_ready_ms": "ms"}
+         "cycles_per_packet": "cycles/packet", "cycles_per_mtu_packet": "cycles/packet",
+         "all_ready_ms": "ms"}
 
 
 @dataclass
@@ -169,6 +170,9 @@ def draw_all(cells: list[CellSummary], emulation: bool, out_dir: Path) -> list[F
                           "P99, µs", emulation, out_dir),
         bars_by_placement(cells, "iperf3-tcp", ["cpu_s_per_gbit"], both, "cpu",
                           "Machine CPU cost per gigabit (/proc/stat), CPU-s/Gbit", emulation,
+                          out_dir),
+        bars_by_placement(cells, "iperf3-tcp", ["cycles_per_mtu_packet"], both, "cpp",
+                          "CPU cycles per MTU-sized packet (the study's CPP)", emulation,
                           out_dir),
     ]
     for suite in sorted({c.suite for c in cells if "policy_rules" in c.condition}):

@@ -161,5 +161,5 @@ def test_lanman_spec_claims_parse() -> None:
     spec = load_spec(root / "experiments" / "lanman2020.yaml")
     assert {c.id for c in spec.claims} >= {"C1", "C2", "C3", "C4", "C6", "C7", "C8", "C9"}
     quick = load_spec(root / "experiments" / "lanman2020.yaml", quick=True)
-    assert quick.quick and quick.name == "lanman2020-quick" and quick.repetitions == 2
-    assert all(dict(c.params).get("duration_s", 2) == 2 for c in quick.cells())
+    assert quick.quick and quick.name == "lanman2020-quick" and quick.repetitions == 3
+    assert all(dict(c.params).get("duration_s", 1) == 1 for c in quick.cells())

@@ -44,3 +44,15 @@ def test_pinning_rr_same_cpu_stream_different() -> None:
                         pinning.Placement(1, 1))
     assert inv.client_argv == ["taskset", "-c", "1", "netperf"]
     assert inv.server_argv == ["taskset", "-c", "1", "netserver"]
+
+
+def test_cycles_per_mtu_sized_packet() -> None:
+    used = {"cpu_busy_s": 2.0}
+    # 8 Gbit/s for 1 s = 1e9 bytes; MTU 1450 -> 1398-byte segments -> 715307.6 segments;
+    # 2 s x 2e9 Hz = 4e9 cycles -> 5592.0 cycles per segment
+    out = cpu.cost_metrics(used, {"throughput_gbps": 8.0, "duration_s": 1.0}, 1000, 2e9,
+                           mtu=1450)
+    assert out["cycles_per_mtu_packet"] == pytest.approx(4e9 / (1e9 / 1398))
+    assert out["cycles_per_packet"] == pytest.approx(4e6)   # per GSO aggregate: 1000 counted
+    assert "cycles_per_mtu_packet" not in cpu.cost_metrics(
+        used, {"throughput_gbps": 8.0, "duration_s": 1.0}, 1000, 2e9)

@@ -54,14 +54,14 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
     summary = (run_dir / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("cell_id,mode,placement,suite")
     assert len(summary) - 1 == 2 * 11   # two buildable modes x 11 cells
-    for name in ("throughput", "latency", "cpu", "policy-netperf-tcp-rr",
+    for name in ("throughput", "latency", "cpu", "cpp", "policy-netperf-tcp-rr",
                  "background-iperf3-tcp", "startup"):
         for ext in ("png", "svg"):
             assert (run_dir / "figures" / f"{name}.{ext}").stat().st_size > 1000
 
     html = report.read_text()
     assert report.name == "report.html" and 'id="emulation-notice"' in html
-    assert html.count("data:image/png;base64,") == 6 and "<table id=\"claims\">" in html
+    assert html.count("data:image/png;base64,") == 7 and "<table id=\"claims\">" in html
     assert "src=\"figures/" not in html   # self-contained
     shot = tmp_path / "report.png"
     _screenshot(report, shot)

@@ -59,13 +59,25 @@ def clock_hz(path: Path = Path("/proc/cpuinfo")) -> float | None:
     return sum(mhz) / len(mhz) * 1e6 if mhz else None
 
 
+TCP_IP_HEADERS = 52   # IPv4 20 + TCP 20 + timestamps 12: payload per MTU-sized segment
+
+
 def cost_metrics(cpu: dict[str, float], metrics: dict[str, Any], packets: int | None,
-                 hz: float | None) -> dict[str, float]:
-    """CPU-seconds per gigabit and cycles per packet for one measurement, where defined."""
+                 hz: float | None, mtu: int | None = None) -> dict[str, float]:
+    """CPU-seconds per gigabit and cycles per packet for one measurement, where defined.
+
+    ``cycles_per_packet`` divides by the packets the interface counted, which on
+    veth and other GSO/GRO paths are aggregates of up to 64 KiB; the study's CPP is
+    per wire packet, so ``cycles_per_mtu_packet`` divides by the number of MTU-sized
+    segments the payload needs (bytes / (MTU - TCP/IP headers)) for stream tests.
+    """
     out: dict[str, float] = {}
     gbps, seconds = metrics.get("throughput_gbps"), metrics.get("duration_s")
     if isinstance(gbps, float) and isinstance(seconds, float) and gbps > 0 and seconds > 0:
         out["cpu_s_per_gbit"] = cpu["cpu_busy_s"] / (gbps * seconds)
+        if hz and mtu and mtu > TCP_IP_HEADERS:
+            segments = gbps * 1e9 * seconds / 8.0 / (mtu - TCP_IP_HEADERS)
+            out["cycles_per_mtu_packet"] = cpu["cpu_busy_s"] * hz / segments
     if packets and hz:
         out["cycles_per_packet"] = cpu["cpu_busy_s"] * hz / packets
     return out

@@ -220,13 +220,19 @@ def measure(
                 record["metrics"].update(cpu_used)
                 if packets is not None:
                     record["metrics"]["client_interface_packets"] = packets
-                record["metrics"].update(cpu.cost_metrics(cpu_used, record["metrics"], packets,
-                                                          cpu.clock_hz()))
+                record["metrics"].update(cpu.cost_metrics(
+                    cpu_used, record["metrics"], packets, cpu.clock_hz(),
+                    executor.interface_mtu(client)))
                 cycles = counter.cycles()
                 if cycles is not None:
                     record["metrics"]["perf_cycles"] = cycles
+                    busy = record["metrics"]["cpu_busy_s"]
+                    scale = cycles / (busy * (cpu.clock_hz() or 1)) if busy else 0
                     if packets:
                         record["metrics"]["cycles_per_packet"] = cycles / packets
+                    if scale and "cycles_per_mtu_packet" in record["metrics"]:
+                        # same segment count, counted cycles instead of busy time x clock
+                        record["metrics"]["cycles_per_mtu_packet"] *= scale
                 record["status"] = "ok" if result.returncode == 0 else "failed"
                 if result.returncode != 0:
                     record["error"] = f"client exited {result.returncode}: " + \

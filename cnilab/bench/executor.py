@@ -84,6 +84,10 @@ class Executor(ABC):
         """Packets sent plus received on an endpoint's interface (None if unknown)."""
         return None
 
+    def interface_mtu(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
+        """The MTU of an endpoint's interface (None if unknown)."""
+        return None
+
 
 def _listening(pid: int, port: int) -> bool:
     """Whether the network namespace of ``pid`` has a TCP socket listening on ``port``.
@@ -171,6 +175,13 @@ class NetnsExecutor(Executor):
             return None
         stats = json.loads(proc.stdout)[0]["stats64"]
         return int(stats["rx"]["packets"]) + int(stats["tx"]["packets"])
+
+    def interface_mtu(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
+        if endpoint.netns is None:
+            return None
+        proc = subprocess.run(["ip", "-n", endpoint.netns, "-j", "link", "show", ifname],
+                              capture_output=True, text=True, check=False)
+        return int(json.loads(proc.stdout)[0]["mtu"]) if proc.returncode == 0 else None
 
     def stop_server(self, handle: ServerHandle) -> Completed:
         proc = handle.process

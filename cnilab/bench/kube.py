@@ -205,6 +205,13 @@ class KubernetesExecutor(Executor):
         return int(values[0]) + int(values[1])
 
 
+    def interface_mtu(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
+        done = self.api.exec(self.namespace, self._pod(endpoint),
+                             ["cat", f"/sys/class/net/{ifname}/mtu"], 10.0)
+        value = done.stdout.strip()
+        return int(value) if done.returncode == 0 and value.isdigit() else None
+
+
 # ------------------------------------------------------------------ manifests
 
 
