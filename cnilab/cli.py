@@ -161,6 +161,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_inventory(args: argparse.Namespace) -> int:
+    from cnilab.inventory import load_inventory, write_vagrant_inventory
+
+    if args.source == "vagrant":
+        out = write_vagrant_inventory(Path(args.file) if args.file else None)
+        print(out)
+        return 0
+    if not args.file:
+        raise SpecError("cnilab inventory check", None, "give the inventory FILE to check")
+    nodes = load_inventory(Path(args.file))
+    for node in nodes:
+        print(f"{node.name:12} {node.group:14} node_ip {node.node_ip}")
+    print(f"{args.file}: ok — {len(nodes)} hosts")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from cnilab.doctor import diagnose, render
     from cnilab.pins import load_pins
@@ -252,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "difference.")
     p.add_argument("bundle", metavar="BUNDLE")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("inventory", help="write or check a real-cluster inventory",
+                       description="vagrant: write inventories/vagrant/hosts.yml from "
+                                   "`vagrant ssh-config` (or FILE holding its output); "
+                                   "check: validate FILE (groups, node_ip per host).")
+    p.add_argument("source", choices=["vagrant", "check"])
+    p.add_argument("file", nargs="?", metavar="FILE")
+    p.set_defaults(func=_cmd_inventory)
 
     p = sub.add_parser("doctor", help="check tools, versions and kernel capabilities",
                        description="Show what is installed, what the kernel supports, and what "

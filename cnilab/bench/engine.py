@@ -55,7 +55,8 @@ def plan_measurements(spec: Spec) -> list[Measurement]:
     repetitions interleaved: repetition 1 of every cell, then repetition 2 of
     every cell, and so on, so that slow drift of a noisy machine spreads over
     all cells instead of biasing the last one. With ``interleave: across-modes``
-    every round visits every mode (a fresh lab, and fresh warm-ups, each time).
+    every round visits every mode (a fresh lab, and fresh warm-ups, whenever the mode
+    changes; a mode left alone in later adaptive rounds keeps its lab).
     Adaptive repetitions beyond the minimum are decided as results come in.
     """
     order: list[Measurement] = []

@@ -1,0 +1,174 @@
+"""Cluster inventories: validation with FILE:LINE errors, and the Vagrant inventory writer.
+
+Every real-cluster path (bare metal, Vagrant, CloudLab, Chameleon) ends in the
+same Ansible inventory shape:
+
+    all:
+      vars: {ansible_user: ..., ...}
+      children:
+        control_plane: {hosts: {NAME: {ansible_host: ..., node_ip: ...}}}
+        workers:       {hosts: {NAME: {...}, ...}}
+
+``node_ip`` is the one address per host that drives the kubelet node IP, the
+API server advertise address and every CNI's interface selection; it must not
+fall inside the pod or service CIDR (the failure mode of Calico's default
+192.168.0.0/16 pool on 192.168 node networks).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnilab import paths
+from cnilab.errors import InputError, SpecError
+from cnilab.lab.plan import POD_CIDR, SERVICE_CIDR
+from cnilab.yamlpos import PosDict, line_of, load_file
+
+GROUPS = ("control_plane", "workers")
+RESERVED = {"pod CIDR": ipaddress.ip_network(POD_CIDR),
+            "service CIDR": ipaddress.ip_network(SERVICE_CIDR)}
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    group: str
+    node_ip: str
+    vars: dict[str, Any]
+
+
+def _mapping(value: Any, where: Any, key: str | None, path: str, name: str) -> PosDict:
+    if not isinstance(value, PosDict):
+        raise SpecError(path, line_of(where, key), f"'{name}' must be a mapping")
+    return value
+
+
+def parse_inventory(data: Any, path: str) -> list[Node]:
+    """Validate an inventory; the first problem raises SpecError (FILE:LINE: message)."""
+    top = _mapping(data, data, None, path, "inventory")
+    if "all" not in top:
+        raise SpecError(path, line_of(top) or 1, "an inventory needs a top-level 'all'")
+    everything = _mapping(top["all"], top, "all", path, "all")
+    children = _mapping(everything.get("children"), everything, "children", path,
+                        "all.children")
+    nodes: list[Node] = []
+    seen_ips: dict[str, str] = {}
+    for group in GROUPS:
+        if group not in children:
+            raise SpecError(path, line_of(children), f"all.children needs a '{group}' group")
+        hosts = _mapping(_mapping(children[group], children, group, path,
+                                  f"all.children.{group}").get("hosts"),
+                         children[group], "hosts", path, f"{group}.hosts")
+        if not hosts:
+            raise SpecError(path, line_of(children, group), f"'{group}' has no hosts")
+        for name, host_vars in hosts.items():
+            hv = _mapping(host_vars, hosts, name, path, f"{group}.hosts.{name}")
+            if "node_ip" not in hv:
+                raise SpecError(path, line_of(hosts, name), f"host '{name}' has no node_ip (the "
+                                "address the cluster uses for this node)")
+            try:
+                ip = ipaddress.IPv4Address(str(hv["node_ip"]))
+            except ValueError:
+                raise SpecError(path, line_of(hv, "node_ip"), f"host '{name}': node_ip "
+                                f"{hv['node_ip']!r} is not an IPv4 address") from None
+            for label, net in RESERVED.items():
+                if ip in net:
+                    raise SpecError(path, line_of(hv, "node_ip"), f"host '{name}': node_ip "
+                                    f"{ip} lies in the {label} {net}; pick a node network "
+                                    "outside it")
+            if str(ip) in seen_ips:
+                raise SpecError(path, line_of(hv, "node_ip"), f"host '{name}': node_ip {ip} "
+                                f"is also {seen_ips[str(ip)]}'s")
+            seen_ips[str(ip)] = str(name)
+            nodes.append(Node(str(name), group, str(ip), dict(hv)))
+    if sum(1 for n in nodes if n.group == "control_plane") != 1:
+        raise SpecError(path, line_of(children, "control_plane"),
+                        "control_plane must have exactly one host (kubeadm init runs there)")
+    return nodes
+
+
+def load_inventory(path: Path) -> list[Node]:
+    data, _ = load_file(path)
+    return parse_inventory(data, str(path))
+
+
+# ---------------------------------------------------------------- Vagrant
+
+_HOST_RE = re.compile(r"^Host\s+(\S+)\s*$")
+
+
+def parse_ssh_config(text: str) -> dict[str, dict[str, str]]:
+    """``vagrant ssh-config`` output -> {machine: {HostName, User, Port, IdentityFile}}."""
+    machines: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        match = _HOST_RE.match(line)
+        if match:
+            current = machines.setdefault(match.group(1), {})
+            continue
+        parts = line.strip().split(None, 1)
+        if current is not None and len(parts) == 2:
+            current[parts[0]] = parts[1].strip('"')
+    for name, options in machines.items():
+        missing = [k for k in ("HostName", "User", "Port", "IdentityFile") if k not in options]
+        if missing:
+            raise InputError(f"vagrant ssh-config: machine {name} lacks {', '.join(missing)}")
+    return machines
+
+
+def vagrant_inventory(ssh_config: str, network: dict[str, Any]) -> dict[str, Any]:
+    """The inventory for the Vagrant lab: SSH details from ``vagrant ssh-config``,
+    node_ip from the lab's addressing (inventories/vagrant/network.yml)."""
+    machines = parse_ssh_config(ssh_config)
+    if "cp1" not in machines:
+        raise InputError("vagrant ssh-config lists no cp1: is the Vagrant lab up "
+                         "(vagrant up)?")
+    prefix, first = str(network["prefix"]), int(network["control_plane_octet"])
+
+    def host(name: str, octet: int) -> dict[str, Any]:
+        m = machines[name]
+        return {"ansible_host": m["HostName"], "ansible_port": int(m["Port"]),
+                "ansible_user": m["User"], "ansible_ssh_private_key_file": m["IdentityFile"],
+                "node_ip": f"{prefix}{octet}"}
+
+    workers = sorted((n for n in machines if re.fullmatch(r"w\d+", n)),
+                     key=lambda n: int(n[1:]))
+    return {"all": {
+        "vars": {"ansible_become": True,
+                 "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
+                                            "-o UserKnownHostsFile=/dev/null"},
+        "children": {
+            "control_plane": {"hosts": {"cp1": host("cp1", first)}},
+            "workers": {"hosts": {w: host(w, first + int(w[1:])) for w in workers}},
+        }}}
+
+
+def write_vagrant_inventory(ssh_config_file: Path | None = None) -> Path:
+    """Write inventories/vagrant/hosts.yml (atomically) from the running Vagrant lab."""
+    root = paths.project_root()
+    if ssh_config_file is not None:
+        text = ssh_config_file.read_text(encoding="utf-8")
+    else:
+        proc = subprocess.run(["vagrant", "ssh-config"], cwd=root, capture_output=True,
+                              text=True, check=False)
+        if proc.returncode != 0:
+            raise InputError(f"vagrant ssh-config failed: {proc.stderr.strip()[-300:]}")
+        text = proc.stdout
+    network = yaml.safe_load((root / "inventories" / "vagrant" / "network.yml").read_text())
+    inventory = vagrant_inventory(text, network)
+    out = root / "inventories" / "vagrant" / "hosts.yml"
+    body = ("# Written by `cnilab inventory vagrant` from `vagrant ssh-config`; regenerate "
+            "after `vagrant up`.\n" + yaml.safe_dump(inventory, sort_keys=False))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, out)
+    load_inventory(out)   # what we wrote must pass our own validation
+    return out
