@@ -1,0 +1,1 @@
+"""Real clusters: inventories' consumers, kubeadm configuration, (later) deploy and reset."""

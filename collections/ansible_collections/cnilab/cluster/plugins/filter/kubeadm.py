@@ -1,0 +1,35 @@
+"""Ansible filters over cnilab.cluster.kubeadm (the logic and its tests live there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnilab.cluster import kubeadm
+
+
+def _plain(value: Any) -> Any:
+    """Ansible hands strings over as tagged ``str`` subclasses that YAML dumpers refuse."""
+    return value.encode("utf-8").decode("utf-8") if isinstance(value, str) else value
+
+
+def kubeadm_init_config(api: str, **kwargs: Any) -> str:
+    return kubeadm.render(kubeadm.init_documents(
+        api=_plain(api), **{k: _plain(v) for k, v in kwargs.items()}))
+
+
+def kubeadm_join_config(api: str, **kwargs: Any) -> str:
+    return kubeadm.render(kubeadm.join_documents(
+        api=_plain(api), **{k: _plain(v) for k, v in kwargs.items()}))
+
+
+def kubeadm_skip_flags(api: str, skip_kube_proxy: bool) -> list[str]:
+    return kubeadm.skip_phases_flag(_plain(api), bool(skip_kube_proxy))
+
+
+class FilterModule:
+    """cnilab.cluster filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"kubeadm_init_config": kubeadm_init_config,
+                "kubeadm_join_config": kubeadm_join_config,
+                "kubeadm_skip_flags": kubeadm_skip_flags}
