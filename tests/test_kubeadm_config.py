@@ -91,3 +91,23 @@ def test_filters_through_ansible_with_the_token_kept_out_of_the_output(tmp_path:
     assert join["discovery"]["bootstrapToken"]["token"] == token
     assert join["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": "192.168.56.11"}
     assert (tmp_path / "join.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_containerd_config_per_major_version() -> None:
+    import tomllib
+
+    from cnilab.cluster import containerd
+
+    v2 = tomllib.loads(containerd.config_toml("2.1.4", "registry.k8s.io/pause:3.10"))
+    assert v2["version"] == 3
+    runtime = v2["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+    assert runtime["options"]["SystemdCgroup"] is True
+    assert v2["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == \
+        "registry.k8s.io/pause:3.10"
+    v1 = tomllib.loads(containerd.config_toml("1.4.13", "k8s.gcr.io/pause:3.2"))
+    assert v1["version"] == 2
+    cri = v1["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["sandbox_image"] == "k8s.gcr.io/pause:3.2"
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    with pytest.raises(ValueError, match=r"only 1\.x and 2\.x"):
+        containerd.config_toml("3.0.0", "x")

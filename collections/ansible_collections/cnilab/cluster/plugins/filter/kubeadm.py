@@ -1,10 +1,10 @@
-"""Ansible filters over cnilab.cluster.kubeadm (the logic and its tests live there)."""
+"""Ansible filters over cnilab.cluster (the logic and its tests live there)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cnilab.cluster import kubeadm
+from cnilab.cluster import containerd, kubeadm
 
 
 def _plain(value: Any) -> Any:
@@ -26,10 +26,15 @@ def kubeadm_skip_flags(api: str, skip_kube_proxy: bool) -> list[str]:
     return kubeadm.skip_phases_flag(_plain(api), bool(skip_kube_proxy))
 
 
+def containerd_config(version: str, sandbox_image: str) -> str:
+    return containerd.config_toml(_plain(version), _plain(sandbox_image))
+
+
 class FilterModule:
     """cnilab.cluster filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"kubeadm_init_config": kubeadm_init_config,
                 "kubeadm_join_config": kubeadm_join_config,
-                "kubeadm_skip_flags": kubeadm_skip_flags}
+                "kubeadm_skip_flags": kubeadm_skip_flags,
+                "containerd_config": containerd_config}
