@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cnilab import __version__, paths
 from cnilab.errors import CnilabError, SpecError
@@ -66,6 +67,15 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_status(outcome: Any) -> int:
+    """Exit status of a run: 1 when any measurement failed (they are all recorded)."""
+    if outcome.failures:
+        print(f"cnilab: {len(outcome.failures)} measurement(s) failed; see "
+              f"{outcome.run.results_path}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from cnilab.engine_support import start_or_resume
 
@@ -77,11 +87,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(outcome.run.path)
     if report is not None:
         print(report)
-    if outcome.failures:
-        print(f"cnilab: {len(outcome.failures)} measurement(s) failed; see "
-              f"{outcome.run.results_path}", file=sys.stderr)
-        return 1
-    return 0
+    return _run_status(outcome)
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
@@ -133,11 +139,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     assert report is not None
     print(f"report: {report}")
     print(verdict_table(outcome.run.path))
-    if outcome.failures:
-        print(f"cnilab: {len(outcome.failures)} measurement(s) failed; see "
-              f"{outcome.run.results_path}", file=sys.stderr)
-        return 1
-    return 0
+    return _run_status(outcome)
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
