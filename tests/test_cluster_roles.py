@@ -61,3 +61,12 @@ def test_unknown_profile_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "cnilab_profile=k8s-1.10: not in versions/kubernetes.yml (current, paper-2020)" in \
         proc.stdout
+
+
+def test_paper_stack_binaries_refused_without_recorded_sha256(tmp_path: Path) -> None:
+    proc = _dry_run(tmp_path, "-e", "cnilab_profile=paper-2020", "--tags", "kube_packages")
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    # Kubernetes 1.18 is not in the per-minor apt repositories: release binaries it is
+    assert "Kube packages | Require a recorded sha256 for every binary" in proc.stdout
+    assert "no sha256 recorded for kubeadm 1.18.20 in versions/kubernetes.yml" in proc.stdout
+    assert "OS prep" not in proc.stdout   # tags select one role
