@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnilab.cluster import containerd, kubeadm
+from cnilab.cluster import containerd, kubeadm, verify
 
 
 def _plain(value: Any) -> Any:
@@ -30,6 +30,12 @@ def containerd_config(version: str, sandbox_image: str) -> str:
     return containerd.config_toml(_plain(version), _plain(sandbox_image))
 
 
+def cluster_problems(nodes: dict[str, Any], pods: dict[str, Any],
+                     expected: dict[str, str]) -> list[str]:
+    return verify.node_problems(nodes, {str(k): _plain(v) for k, v in expected.items()}) + \
+        verify.pod_problems(pods)
+
+
 class FilterModule:
     """cnilab.cluster filters."""
 
@@ -37,4 +43,5 @@ class FilterModule:
         return {"kubeadm_init_config": kubeadm_init_config,
                 "kubeadm_join_config": kubeadm_join_config,
                 "kubeadm_skip_flags": kubeadm_skip_flags,
-                "containerd_config": containerd_config}
+                "containerd_config": containerd_config,
+                "cluster_problems": cluster_problems}

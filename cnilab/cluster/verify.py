@@ -1,0 +1,58 @@
+"""Is the cluster what the inventory says? Checks over ``kubectl get ... -o json``.
+
+The verify_cluster role fetches the Node and Pod lists on the control plane and
+passes them here (the ``cnilab.cluster.cluster_problems`` filter): every
+inventory host must be a Ready node whose InternalIP is its ``node_ip`` (the
+Vagrant NAT address 10.0.2.15 as InternalIP is the classic silent failure), no
+unknown node may be present, and every kube-system pod must be Running with its
+containers ready. An empty list means the cluster is fine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _condition(obj: dict[str, Any], kind: str) -> str | None:
+    for cond in obj.get("status", {}).get("conditions", []):
+        if cond.get("type") == kind:
+            return str(cond.get("status"))
+    return None
+
+
+def node_problems(nodes: dict[str, Any], expected: dict[str, str]) -> list[str]:
+    """``nodes``: a NodeList; ``expected``: node name -> node_ip from the inventory."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for node in nodes.get("items", []):
+        name = str(node["metadata"]["name"])
+        seen.add(name)
+        if name not in expected:
+            problems.append(f"node {name} is in the cluster but not in the inventory")
+            continue
+        if _condition(node, "Ready") != "True":
+            problems.append(f"node {name} is not Ready")
+        internal = [a["address"] for a in node.get("status", {}).get("addresses", [])
+                    if a.get("type") == "InternalIP"]
+        if internal != [expected[name]]:
+            problems.append(f"node {name}: InternalIP {', '.join(internal) or 'none'}, "
+                            f"inventory node_ip {expected[name]}")
+    problems += [f"node {name} from the inventory has not joined"
+                 for name in sorted(set(expected) - seen)]
+    return problems
+
+
+def pod_problems(pods: dict[str, Any]) -> list[str]:
+    """``pods``: a PodList (kube-system): every pod Running with all containers ready."""
+    problems: list[str] = []
+    for pod in pods.get("items", []):
+        name = f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
+        phase = pod.get("status", {}).get("phase")
+        if phase != "Running":
+            problems.append(f"pod {name} is {phase or 'without a phase'}")
+            continue
+        statuses = pod.get("status", {}).get("containerStatuses", [])
+        not_ready = [s["name"] for s in statuses if not s.get("ready")]
+        if not_ready:
+            problems.append(f"pod {name}: containers not ready: {', '.join(not_ready)}")
+    return problems
