@@ -70,3 +70,23 @@ def test_paper_stack_binaries_refused_without_recorded_sha256(tmp_path: Path) ->
     assert "Kube packages | Require a recorded sha256 for every binary" in proc.stdout
     assert "no sha256 recorded for kubeadm 1.18.20 in versions/kubernetes.yml" in proc.stdout
     assert "OS prep" not in proc.stdout   # tags select one role
+
+
+def test_kubeadm_init_dry_run_renders_the_configuration_from_the_inventory(
+        tmp_path: Path) -> None:
+    config = tmp_path / "kubeadm-init.yaml"
+    proc = _dry_run(tmp_path, "--tags", "kubeadm_init",
+                    "-e", f"kubeadm_init_config_file={config}",
+                    "-e", f"kubeadm_init_user_kubeconfig={tmp_path / 'kube' / 'config'}")
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    # the diff of the configuration file kubeadm would be given (current profile: v1beta4)
+    assert "+apiVersion: kubeadm.k8s.io/v1beta4" in out
+    assert "+  advertiseAddress: 192.0.2.10" in out        # the inventory's node_ip
+    assert "+  - name: node-ip" in out and "+    value: 192.0.2.10" in out
+    assert "+  podSubnet: 10.244.0.0/16" in out and "+kubernetesVersion: v1.35.0" in out
+    assert "+mode: iptables" in out
+    assert not config.exists()
+    # a dry run neither initialises nor mints a join token
+    assert "Kubeadm init | Create a join token for the workers" in out
+    assert "abcdef" not in out
