@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +92,9 @@ def test_filters_through_ansible_with_the_token_kept_out_of_the_output(tmp_path:
     assert join["discovery"]["bootstrapToken"]["token"] == token
     assert join["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": "192.168.56.11"}
     assert (tmp_path / "join.yaml").stat().st_mode & 0o777 == 0o600
+    assert json.loads((tmp_path / "problems.json").read_text()) == [
+        "node cp1: InternalIP 10.0.2.15, inventory node_ip 192.168.56.10",
+        "node w1 from the inventory has not joined"]
 
 
 def test_containerd_config_per_major_version() -> None:
