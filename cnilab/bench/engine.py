@@ -139,7 +139,8 @@ def _base_record(measurement: Measurement, run: RunDir, seq: int) -> dict[str, A
     }
 
 
-def _raw_paths(run: RunDir, measurement: Measurement, seq: int) -> tuple[str, str | int]:
+def _raw_paths(measurement: Measurement) -> tuple[str, str | int]:
+    """The cell's slug and repetition label in its raw file names."""
     cell = measurement.cell
     cell_slug = slug(f"{cell.mode_key.replace('/', '-')}-{cell.placement}-{cell.suite}")
     rep_label: str | int = (f"w{measurement.repetition}" if measurement.warmup
@@ -172,7 +173,7 @@ def measure(
     cpus = pinning.choose(suite.kind, os.cpu_count() or 1) if pin else None
     if cpus is not None:
         inv = pinning.apply(inv, cpus)
-    cell_slug, rep_label = _raw_paths(run, measurement, seq)
+    cell_slug, rep_label = _raw_paths(measurement)
     client_raw = run.raw_path(seq, cell_slug, rep_label, "client", "json")
     server_raw = run.raw_path(seq, cell_slug, rep_label, "server", "json")
     record = _base_record(measurement, run, seq)
@@ -221,14 +222,14 @@ def measure(
                 record["metrics"].update(cpu_used)
                 if packets is not None:
                     record["metrics"]["client_interface_packets"] = packets
+                hz = cpu.clock_hz()
                 record["metrics"].update(cpu.cost_metrics(
-                    cpu_used, record["metrics"], packets, cpu.clock_hz(),
-                    executor.interface_mtu(client)))
+                    cpu_used, record["metrics"], packets, hz, executor.interface_mtu(client)))
                 cycles = counter.cycles()
                 if cycles is not None:
                     record["metrics"]["perf_cycles"] = cycles
                     busy = record["metrics"]["cpu_busy_s"]
-                    scale = cycles / (busy * (cpu.clock_hz() or 1)) if busy else 0
+                    scale = cycles / (busy * (hz or 1)) if busy else 0
                     if packets:
                         record["metrics"]["cycles_per_packet"] = cycles / packets
                     if scale and "cycles_per_mtu_packet" in record["metrics"]:
@@ -274,7 +275,7 @@ def measure_startup(target: Target, measurement: Measurement, run: RunDir,
     started = time.monotonic()
     try:
         outcome = target.start_pods(int(resolved["pods"]), seq)
-        cell_slug, rep_label = _raw_paths(run, measurement, seq)
+        cell_slug, rep_label = _raw_paths(measurement)
         raw = run.raw_path(seq, cell_slug, rep_label, "pods", "json")
         text = json.dumps(outcome, indent=1)
         raw.write_text(text, encoding="utf-8")

@@ -89,21 +89,28 @@ class Executor(ABC):
         return None
 
 
+def listening_in(proc_net_tcp: str, port: int) -> bool:
+    """Whether ``/proc/net/tcp``-format text (tcp and/or tcp6 tables) has a socket
+    in LISTEN state (0A) on ``port``."""
+    wanted = f":{port:04X}"
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "0A":
+            return True
+    return False
+
+
 def _listening(pid: int, port: int) -> bool:
     """Whether the network namespace of ``pid`` has a TCP socket listening on ``port``.
 
     ``/proc/PID/net/tcp`` shows the sockets of that process's namespace, so no
     helper process is needed to look inside it.
     """
-    wanted = f":{port:04X}"
     for table in ("tcp", "tcp6"):
         try:
             with open(f"/proc/{pid}/net/{table}", encoding="ascii") as fh:
-                next(fh)
-                for line in fh:
-                    fields = line.split()
-                    if fields[1].endswith(wanted) and fields[3] == "0A":  # 0A = LISTEN
-                        return True
+                if listening_in(fh.read(), port):
+                    return True
         except OSError:
             return False
     return False

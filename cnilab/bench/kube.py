@@ -26,7 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cnilab.bench.executor import Completed, Endpoint, Executor, ExecutorError, ServerHandle
+from cnilab.bench.executor import (
+    Completed,
+    Endpoint,
+    Executor,
+    ExecutorError,
+    ServerHandle,
+    listening_in,
+)
 
 NAMESPACE = "cnilab-bench"
 POD_LABEL = "cnilab.io/bench"
@@ -141,7 +148,6 @@ class KubernetesExecutor(Executor):
     def wait_listening(self, handle: ServerHandle, port: int, timeout_s: float = 10.0) -> None:
         proc: _Process = handle.process  # type: ignore[assignment]
         deadline = time.monotonic() + timeout_s
-        hexport = f":{port:04X}"
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 out, err = proc.session.communicate()
@@ -150,10 +156,8 @@ class KubernetesExecutor(Executor):
             # /proc/net/tcp of the pod: no ss/netstat needed in the image
             done = self.api.exec(self.namespace, self._pod(handle.endpoint),
                                  ["cat", "/proc/net/tcp", "/proc/net/tcp6"], 10.0)
-            for line in done.stdout.splitlines()[1:]:
-                fields = line.split()
-                if len(fields) > 3 and fields[1].endswith(hexport) and fields[3] == "0A":
-                    return
+            if listening_in(done.stdout, port):
+                return
             time.sleep(0.2)
         raise ExecutorError(f"server in pod {self._pod(handle.endpoint)} not listening on "
                             f"port {port} after {timeout_s:g} s")

@@ -2,15 +2,18 @@
 
 Not plugin knowledge: a VXLAN device with statically programmed peers (what
 flanneld, Felix and, in the lab, Cilium's tunnel do), plain routes to peers,
-and an iptables-restore helper. Each plugin module decides names, ports and
-addresses.
+an iptables-restore helper, and waiting for BGP-learned peer routes. Each
+plugin module decides names, ports and addresses.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from cnilab.errors import CnilabError
 from cnilab.lab import sh
+from cnilab.lab.plan import LabPlan
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,22 @@ def iptables_restore(netns: str, rules: list[str]) -> None:
 
 def set_sysctls(netns: str, values: dict[str, str]) -> None:
     sh.run(sh.in_netns(netns, ["sysctl", "-q", "-w", *[f"{k}={v}" for k, v in values.items()]]))
+
+
+def wait_peer_routes(plan: LabPlan, *, proto: str, daemon: str, timeout_s: float,
+                     interval_s: float) -> None:
+    """Until every host has every peer's pod block as a kernel route of ``proto`` (the
+    routes a BGP daemon, or its sync, installed); raises naming the missing ones."""
+    deadline = time.monotonic() + timeout_s
+    missing: list[str] = []
+    while time.monotonic() < deadline:
+        missing = []
+        for host in plan.hosts:
+            routes = sh.ip(host.netns, "route", "show", "proto", proto).stdout
+            missing += [f"{host.name}: {p.pod_subnet}" for p in plan.peers(host)
+                        if p.pod_subnet not in routes]
+        if not missing:
+            return
+        time.sleep(interval_s)
+    raise CnilabError(f"{daemon} did not converge within {timeout_s:g} s; missing routes: "
+                      f"{', '.join(missing)}")

@@ -18,11 +18,9 @@ and accept only if the policy marked the packet.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cnilab.errors import CnilabError
 from cnilab.lab import sh
 from cnilab.lab.datapaths.base import Datapath, register
 from cnilab.lab.overlay import (
@@ -31,6 +29,7 @@ from cnilab.lab.overlay import (
     ensure_vxlan,
     iptables_restore,
     program_vxlan_peers,
+    wait_peer_routes,
 )
 from cnilab.lab.plan import HostPlan, PodPlan
 from cnilab.lab.routed import attach_routed_pod, detach_routed_pod, veth_name
@@ -238,19 +237,8 @@ class CalicoBgp(_Calico):
 
     def wait_converged(self) -> None:
         """Until every host has every peer's block as a BIRD-installed kernel route."""
-        deadline = time.monotonic() + CONVERGENCE_TIMEOUT_S
-        missing: list[str] = []
-        while time.monotonic() < deadline:
-            missing = []
-            for host in self.plan.hosts:
-                routes = sh.ip(host.netns, "route", "show", "proto", "bird").stdout
-                missing += [f"{host.name}: {p.pod_subnet}" for p in self.plan.peers(host)
-                            if p.pod_subnet not in routes]
-            if not missing:
-                return
-            time.sleep(0.05)
-        raise CnilabError("BGP did not converge within "
-                          f"{CONVERGENCE_TIMEOUT_S:g} s; missing routes: {', '.join(missing)}")
+        wait_peer_routes(self.plan, proto="bird", daemon="BGP",
+                         timeout_s=CONVERGENCE_TIMEOUT_S, interval_s=0.05)
 
     def notes(self) -> list[str]:
         return ["BIRD timers shortened (connect delay 1 s, hold 3 s, keepalive 1 s) so the "

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from cnilab.errors import CnilabError
 from cnilab.lab import cni, sh
 from cnilab.lab.datapaths.base import Datapath, register
-from cnilab.lab.overlay import chain_exists, iptables_restore
+from cnilab.lab.overlay import chain_exists, iptables_restore, wait_peer_routes
 from cnilab.lab.plan import HostPlan, PodPlan
 
 BRIDGE = "kube-bridge"
@@ -160,19 +160,9 @@ class KubeRouterBgp(Datapath):
             time.sleep(0.05)
 
     def wait_converged(self) -> None:
-        started = time.monotonic()
-        missing: list[str] = []
-        while time.monotonic() - started < CONVERGENCE_TIMEOUT_S:
-            missing = []
-            for host in self.plan.hosts:
-                routes = sh.ip(host.netns, "route", "show", "proto", "bgp").stdout
-                missing += [f"{host.name}: {p.pod_subnet}" for p in self.plan.peers(host)
-                            if p.pod_subnet not in routes]
-            if not missing:
-                return
-            time.sleep(0.1)
-        raise CnilabError(f"GoBGP did not converge within {CONVERGENCE_TIMEOUT_S:g} s; "
-                          f"missing routes: {', '.join(missing)}")
+        """Until every host has every peer's subnet as a route the sync installed."""
+        wait_peer_routes(self.plan, proto="bgp", daemon="GoBGP",
+                         timeout_s=CONVERGENCE_TIMEOUT_S, interval_s=0.1)
 
     def host_details(self, host: HostPlan) -> dict[str, Any]:
         proc = sh.run(sh.in_netns(host.netns, ["gobgp", "neighbor", "-j"]), check=False)
