@@ -1,0 +1,411 @@
+"""A node's network state as a comparable snapshot, the purge back to a baseline, and
+the differences that remain.
+
+Why a snapshot and not a list of known CNI objects: switching plugins on the same nodes
+is only fair if each plugin starts on the node as it was before any plugin ran.
+``kubeadm reset`` leaves interfaces, routes, chains, ipsets, CNI files and BPF state
+behind, and every plugin (and version) leaves different ones. So the clean state is
+*recorded* once, after OS preparation, and a reset removes whatever is not in that
+record, whoever created it. No plugin's names are hard-coded here; the only lists are
+the directories and sysctls the role asks to watch.
+
+This file runs on the managed nodes (it is shipped by the ``node_state`` module), so it
+uses the standard library only and stays compatible with Python 3.8, the oldest
+interpreter ansible-core 2.19 supports on targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Callable, List, Tuple
+
+# run(argv) -> (rc, stdout, stderr); the module passes AnsibleModule.run_command
+Runner = Callable[[List[str]], Tuple[int, str, str]]
+
+SNAPSHOT_FORMAT = 1
+# iptables tables: the default policy of built-in chains that counts as "empty"
+_EMPTY_POLICIES = {"ACCEPT", "-"}
+_BACKENDS = (("legacy", "v4", "iptables-legacy"), ("legacy", "v6", "ip6tables-legacy"),
+             ("nft", "v4", "iptables-nft"), ("nft", "v6", "ip6tables-nft"))
+
+
+def _json(run: Runner, argv: list[str]) -> Any:
+    rc, out, _ = run(argv)
+    if rc != 0 or not out.strip():
+        return []
+    return json.loads(out)
+
+
+def _have(run: Runner, tool: str) -> bool:
+    rc, _, _ = run(["sh", "-c", f"command -v {tool}"])
+    return rc == 0
+
+
+# --- capture ---------------------------------------------------------------------------
+
+def _links(run: Runner) -> dict[str, dict[str, Any]]:
+    links = {}
+    for link in _json(run, ["ip", "-j", "-d", "link", "show"]):
+        kind = (link.get("linkinfo") or {}).get("info_kind") or link.get("link_type", "")
+        links[link["ifname"]] = {"kind": kind, "mtu": link.get("mtu"),
+                                 "master": link.get("master", "")}
+    return links
+
+
+def _addresses(run: Runner) -> dict[str, list[str]]:
+    """IPv4 and global IPv6 addresses per link (link-local IPv6 comes and goes by itself)."""
+    addresses = {}
+    for link in _json(run, ["ip", "-j", "addr", "show"]):
+        found = sorted("{}/{}".format(a["local"], a["prefixlen"]) for a in link.get("addr_info", [])
+                       if a.get("family") == "inet" or
+                       (a.get("family") == "inet6" and a.get("scope") == "global"))
+        if found:
+            addresses[link["ifname"]] = found
+    return addresses
+
+
+def _route_key(route: dict[str, Any]) -> str:
+    parts = [route.get("type", "unicast"), route.get("dst", "")]
+    if route.get("gateway"):
+        parts += ["via", route["gateway"]]
+    if route.get("dev"):
+        parts += ["dev", route["dev"]]
+    parts += ["table", str(route.get("table", "main"))]
+    if route.get("protocol"):
+        parts += ["proto", str(route["protocol"])]
+    return " ".join(parts)
+
+
+def _routes(run: Runner) -> list[str]:
+    """IPv4 routes of every table but ``local`` (the kernel keeps that one per address)."""
+    return sorted({_route_key(r) for r in _json(run, ["ip", "-j", "-4", "route", "show",
+                                                       "table", "all"])
+                   if str(r.get("table", "main")) != "local"})
+
+
+def _rules(run: Runner) -> list[str]:
+    rc, out, _ = run(["ip", "-4", "rule", "show"])
+    return sorted(" ".join(line.split()) for line in out.splitlines() if line.strip()) \
+        if rc == 0 else []
+
+
+def parse_iptables_save(text: str) -> dict[str, dict[str, Any]]:
+    """``iptables-save`` output -> {table: {"policies": {chain: policy}, "rules": [...]}},
+    without counters and comments. Tables with nothing but ACCEPT built-ins are dropped:
+    an emptied table and an absent one are the same state."""
+    tables: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    name = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            name = line[1:]
+            current = {"policies": {}, "rules": []}
+        elif line.startswith(":") and current is not None:
+            chain, policy = line[1:].split()[:2]
+            current["policies"][chain] = policy
+        elif line.startswith("-A ") and current is not None:
+            current["rules"].append(line)
+        elif line == "COMMIT" and current is not None:
+            if current["rules"] or any(p not in _EMPTY_POLICIES or not _builtin(c)
+                                       for c, p in current["policies"].items()):
+                tables[name] = current
+            current = None
+    return tables
+
+
+def _builtin(chain: str) -> bool:
+    return chain in {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
+
+
+def _iptables(run: Runner) -> dict[str, dict[str, Any]]:
+    found = {}
+    for backend, family, tool in _BACKENDS:
+        if not _have(run, tool + "-save"):
+            continue
+        rc, out, _ = run([tool + "-save"])
+        if rc == 0:
+            found[f"{backend}-{family}"] = parse_iptables_save(out)
+    return found
+
+
+def _nft_tables(run: Runner) -> list[str] | None:
+    if not _have(run, "nft"):
+        return None
+    data = _json(run, ["nft", "-j", "list", "tables"])
+    items = data.get("nftables", []) if isinstance(data, dict) else []
+    return sorted("{} {}".format(i["table"]["family"], i["table"]["name"])
+                  for i in items if "table" in i)
+
+
+def _ipsets(run: Runner) -> list[str] | None:
+    if not _have(run, "ipset"):
+        return None
+    rc, out, _ = run(["ipset", "list", "-n"])
+    return sorted(out.split()) if rc == 0 else []
+
+
+def _qdiscs(run: Runner) -> list[str]:
+    """Attach points of tc eBPF programs (clsact/ingress) per link."""
+    qdiscs = _json(run, ["tc", "-j", "qdisc", "show"])
+    return sorted(f"{q['kind']} {q['dev']}" for q in qdiscs
+                  if q.get("kind") in ("clsact", "ingress"))
+
+
+def _tree(root: str) -> list[str] | None:
+    if not os.path.isdir(root):
+        return None
+    entries = []
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            entries.append(os.path.relpath(os.path.join(base, name), root))
+    return sorted(entries)
+
+
+def _sysctl(name: str) -> str | None:
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as handle:
+            return " ".join(handle.read().split())
+    except OSError:
+        return None
+
+
+def capture(run: Runner, watched_paths: list[str], sysctls: list[str],
+            bpf_root: str = "/sys/fs/bpf") -> dict[str, Any]:
+    """Everything a CNI plugin can leave behind on a node, in comparable form."""
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "links": _links(run),
+        "addresses": _addresses(run),
+        "routes": _routes(run),
+        "rules": _rules(run),
+        "iptables": _iptables(run),
+        "nft_tables": _nft_tables(run),
+        "ipsets": _ipsets(run),
+        "qdiscs": _qdiscs(run),
+        "bpf": _tree(bpf_root),
+        "bpf_root": bpf_root,
+        "paths": {path: _tree(path) if os.path.isdir(path) else
+                  ("file" if os.path.exists(path) else None) for path in watched_paths},
+        "sysctls": {name: _sysctl(name) for name in sysctls},
+    }
+
+
+# --- compare ---------------------------------------------------------------------------
+
+def _extra(now: list[str], base: list[str]) -> list[str]:
+    return [item for item in now if item not in set(base)]
+
+
+def differences(baseline: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """One line per way ``now`` differs from ``baseline``; empty means clean."""
+    diff: list[str] = []
+    for name, link in sorted(now["links"].items()):
+        base = baseline["links"].get(name)
+        if base is None:
+            diff.append("link {} ({}): not in the baseline".format(name, link["kind"] or "?"))
+        elif link["mtu"] != base["mtu"]:
+            diff.append("link {}: mtu {}, baseline {}".format(name, link["mtu"], base["mtu"]))
+    diff += [f"link {name}: in the baseline, now missing"
+             for name in sorted(set(baseline["links"]) - set(now["links"]))]
+    for name, addresses in sorted(now["addresses"].items()):
+        if name in baseline["links"]:
+            diff += [f"address {a} on {name}: not in the baseline"
+                     for a in _extra(addresses, baseline["addresses"].get(name, []))]
+    for key, label in (("routes", "route"), ("rules", "rule"), ("qdiscs", "qdisc")):
+        diff += [f"{label} {item}: not in the baseline"
+                 for item in _extra(now[key], baseline[key])]
+        diff += [f"{label} {item}: in the baseline, now missing"
+                 for item in _extra(baseline[key], now[key])]
+    for backend in sorted(set(now["iptables"]) | set(baseline["iptables"])):
+        tables_now = now["iptables"].get(backend, {})
+        tables_base = baseline["iptables"].get(backend, {})
+        for table in sorted(set(tables_now) | set(tables_base)):
+            diff += _table_diff(f"iptables {backend} {table}",
+                                tables_base.get(table), tables_now.get(table))
+    diff += [f"nft table {t}: not in the baseline" for t in _native_nft_extra(baseline, now)]
+    diff += [f"ipset {item}: not in the baseline"
+             for item in _extra(now["ipsets"] or [], baseline["ipsets"] or [])]
+    if now["bpf"] is not None:
+        diff += ["bpf {}/{}: not in the baseline".format(now["bpf_root"], item)
+                 for item in _extra(now["bpf"], baseline["bpf"] or [])]
+    for path, entries in sorted(now["paths"].items()):
+        base = baseline["paths"].get(path)
+        if entries is None:
+            continue
+        if base is None:
+            diff.append(f"path {path}: not in the baseline")
+        elif isinstance(entries, list):
+            diff += [f"path {path}/{item}: not in the baseline"
+                     for item in _extra(entries, base if isinstance(base, list) else [])]
+    for name, value in sorted(now["sysctls"].items()):
+        base_value = baseline["sysctls"].get(name)
+        if base_value is not None and value != base_value:
+            diff.append(f"sysctl {name} = {value}, baseline {base_value}")
+    return diff
+
+
+def _native_nft_extra(baseline: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """nft tables not in the baseline, except iptables-nft's own (ip filter, ip6 nat, ...):
+    those are compared, and restored, as iptables tables."""
+    compat = {f"{f} {t}" for f in ("ip", "ip6")
+              for t in ("filter", "nat", "mangle", "raw", "security")}
+    return [t for t in _extra(now["nft_tables"] or [], baseline["nft_tables"] or [])
+            if t not in compat]
+
+
+def _significant(content: dict[str, Any]) -> dict[str, str]:
+    """Chains that matter: user chains and built-ins whose policy is not ACCEPT."""
+    return {c: p for c, p in content["policies"].items()
+            if not _builtin(c) or p not in _EMPTY_POLICIES}
+
+
+def _table_diff(label: str, base: dict[str, Any] | None,
+                now: dict[str, Any] | None) -> list[str]:
+    if base == now:
+        return []
+    base = base or {"policies": {}, "rules": []}
+    now = now or {"policies": {}, "rules": []}
+    lines = []
+    now_chains, base_chains = _significant(now), _significant(base)
+    for chain in sorted(set(now_chains) - set(base_chains)):
+        if _builtin(chain):
+            lines.append(f"{label}: chain {chain} policy {now_chains[chain]}, baseline ACCEPT")
+        else:
+            lines.append(f"{label}: chain {chain} not in the baseline")
+    for chain in sorted(set(base_chains) - set(now_chains)):
+        lines.append(f"{label}: chain {chain} in the baseline, now missing")
+    for chain in sorted(set(now_chains) & set(base_chains)):
+        if now_chains[chain] != base_chains[chain]:
+            lines.append(f"{label}: chain {chain} policy {now_chains[chain]}, "
+                         f"baseline {base_chains[chain]}")
+    lines += [f"{label}: rule not in the baseline: {r}"
+              for r in _extra(now["rules"], base["rules"])]
+    lines += [f"{label}: rule in the baseline, now missing: {r}"
+              for r in _extra(base["rules"], now["rules"])]
+    return lines or [f"{label}: rule order differs from the baseline"]
+
+
+# --- purge -----------------------------------------------------------------------------
+
+def _restore_text(table: str, content: dict[str, Any] | None) -> str:
+    lines = ["*" + table]
+    if content:
+        lines += [f":{c} {p} [0:0]" for c, p in sorted(content["policies"].items())]
+        lines += content["rules"]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def purge_actions(baseline: dict[str, Any], now: dict[str, Any]) -> list[list[str]]:
+    """The commands that bring ``now`` back to ``baseline``, in a safe order: rules before
+    the ipsets they reference, qdiscs and links before routes, files last. Each action
+    is an argv; ``["restore", tool, text]`` feeds text to ``<tool>-restore``,
+    ``["rm", path]`` removes a path and ``["sysctl", name, value]`` writes one."""
+    actions: list[list[str]] = []
+    for backend in sorted(now["iptables"]):
+        tool = dict((f"{b}-{f}", t) for b, f, t in _BACKENDS)[backend]
+        base_tables = baseline["iptables"].get(backend, {})
+        for table, content in sorted(now["iptables"][backend].items()):
+            if base_tables.get(table) != content:
+                actions.append(["restore", tool, _restore_text(table, base_tables.get(table))])
+        for table in sorted(set(base_tables) - set(now["iptables"][backend])):
+            actions.append(["restore", tool, _restore_text(table, base_tables[table])])
+    for table in _native_nft_extra(baseline, now):
+        family, name = table.split(" ", 1)
+        actions.append(["nft", "delete", "table", family, name])
+    for name in _extra(now["ipsets"] or [], baseline["ipsets"] or []):
+        actions.append(["ipset", "destroy", name])
+    for item in _extra(now["qdiscs"], baseline["qdiscs"]):
+        kind, dev = item.split(" ", 1)
+        if dev in baseline["links"]:
+            actions.append(["tc", "qdisc", "del", "dev", dev, kind])
+    # bridges and tunnels before the veths enslaved to them; a veth's peer goes with it
+    extra_links = [n for n in now["links"] if n not in baseline["links"]]
+    extra_links.sort(key=lambda n: (now["links"][n]["kind"] == "veth", n))
+    for name in extra_links:
+        actions.append(["ip", "link", "del", name])
+    for name, link in sorted(now["links"].items()):
+        base = baseline["links"].get(name)
+        if base and link["mtu"] != base["mtu"]:
+            actions.append(["ip", "link", "set", name, "mtu", str(base["mtu"])])
+    for name, addresses in sorted(now["addresses"].items()):
+        if name in baseline["links"]:
+            for address in _extra(addresses, baseline["addresses"].get(name, [])):
+                actions.append(["ip", "addr", "del", address, "dev", name])
+    for route in _extra(now["routes"], baseline["routes"]):
+        words = route.split()
+        kind, dst, rest = words[0], words[1], words[2:]
+        if "dev" in rest and rest[rest.index("dev") + 1] in extra_links:
+            continue                      # gone with its link
+        if "proto" in rest:
+            rest = rest[:rest.index("proto")]
+        actions.append(["ip", "route", "del"] + ([kind] if kind != "unicast" else [])
+                       + [dst] + rest)
+    for rule in _extra(now["rules"], baseline["rules"]):
+        pref, _, selector = rule.partition(":")
+        actions.append(["ip", "-4", "rule", "del", "pref", pref.strip(), *selector.split()])
+    if now["bpf"]:
+        base = set(baseline["bpf"] or [])
+        for item in now["bpf"]:
+            parent = os.path.dirname(item)
+            if item not in base and (not parent or parent in base):
+                actions.append(["rm", os.path.join(now["bpf_root"], item)])
+    for path, entries in sorted(now["paths"].items()):
+        base = baseline["paths"].get(path)
+        if entries is None:
+            continue
+        if base is None:
+            actions.append(["rm", path])
+        elif isinstance(entries, list) and isinstance(base, list):
+            for item in entries:
+                parent = os.path.dirname(item)
+                if item not in base and (not parent or parent in base):
+                    actions.append(["rm", os.path.join(path, item)])
+    for name, value in sorted(now["sysctls"].items()):
+        base_value = baseline["sysctls"].get(name)
+        if base_value is not None and value != base_value:
+            actions.append(["sysctl", name, base_value])
+    return actions
+
+
+def describe(action: list[str]) -> str:
+    if action[0] == "restore":
+        return "{}-restore < baseline table {}".format(action[1], action[2].split("\n", 1)[0][1:])
+    if action[0] == "sysctl":
+        return f"sysctl {action[1]}={action[2]}"
+    return " ".join(action)
+
+
+def apply(run_stdin: Callable[[list[str], str | None], tuple[int, str, str]],
+          actions: list[list[str]]) -> list[str]:
+    """Run the purge; returns one line per action that failed (a vanished link or route,
+    e.g. a veth deleted with its peer, is not a failure: the compare afterwards judges)."""
+    failed = []
+    for action in actions:
+        if action[0] == "restore":
+            rc, _, err = run_stdin([action[1] + "-restore"], action[2])
+        elif action[0] == "rm":
+            rc, err = _remove(action[1])
+        elif action[0] == "sysctl":
+            rc, _, err = run_stdin(["sysctl", "-w", f"{action[1]}={action[2]}"], None)
+        else:
+            rc, _, err = run_stdin(action, None)
+        if rc != 0 and "Cannot find device" not in err and "No such process" not in err:
+            failed.append(f"{describe(action)}: {err.strip() or f'rc {rc}'}")
+    return failed
+
+
+def _remove(path: str) -> tuple[int, str]:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+        return 0, ""
+    except OSError as exc:
+        return 1, str(exc)
