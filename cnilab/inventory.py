@@ -42,7 +42,12 @@ class Node:
     name: str
     group: str
     node_ip: str
-    vars: dict[str, Any]
+    vars: dict[str, Any]      # effective: all.vars, then the group's vars, then the host's
+
+    @property
+    def address(self) -> str:
+        """How Ansible (and the preflight) reach the host."""
+        return str(self.vars.get("ansible_host", self.name))
 
 
 def _mapping(value: Any, where: Any, key: str | None, path: str, name: str) -> PosDict:
@@ -88,7 +93,9 @@ def parse_inventory(data: Any, path: str) -> list[Node]:
                 raise SpecError(path, line_of(hv, "node_ip"), f"host '{name}': node_ip {ip} "
                                 f"is also {seen_ips[str(ip)]}'s")
             seen_ips[str(ip)] = str(name)
-            nodes.append(Node(str(name), group, str(ip), dict(hv)))
+            effective = {**dict(everything.get("vars") or {}),
+                         **dict(children[group].get("vars") or {}), **dict(hv)}
+            nodes.append(Node(str(name), group, str(ip), effective))
     if sum(1 for n in nodes if n.group == "control_plane") != 1:
         raise SpecError(path, line_of(children, "control_plane"),
                         "control_plane must have exactly one host (kubeadm init runs there)")

@@ -57,3 +57,18 @@ def test_no_version_literals_outside_pins() -> None:
         text = path.read_text(encoding="utf-8")
         offenders += [f"{path.relative_to(ROOT)}: {v}" for v in pinned if v in text]
     assert not offenders
+
+
+def test_node_side_python_parses_with_the_oldest_target_grammar() -> None:
+    """Modules and module_utils run on the nodes: ansible-core 2.19 supports Python 3.6
+    there (the paper-2020 profile's Ubuntu 18.04), so they must parse as 3.6 code and
+    must not rely on postponed annotations (3.7+)."""
+    import ast
+
+    plugins = ROOT / "collections" / "ansible_collections" / "cnilab" / "cluster" / "plugins"
+    files = sorted([*plugins.glob("modules/*.py"), *plugins.glob("module_utils/*.py")])
+    assert files
+    for path in files:
+        source = path.read_text()
+        ast.parse(source, filename=str(path), feature_version=(3, 6))
+        assert "from __future__ import annotations" not in source, path

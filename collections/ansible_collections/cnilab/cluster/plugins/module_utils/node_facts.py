@@ -7,11 +7,10 @@ next to it, so `collect` stores them per node in the run directory: parsed facts
 ``facts.json`` and each command's raw output beside it.
 
 Runs on the managed nodes (shipped by the ``node_facts`` module): standard library
-only, Python 3.8 compatible. A missing tool is recorded as missing, never fatal: a
+only, Python 3.6 compatible. A missing tool is recorded as missing, never fatal: a
 fact that cannot be read is itself a fact.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -50,7 +49,7 @@ VERSION_COMMANDS = (
 )
 
 
-def _out(run: Runner, argv: list[str]) -> tuple[bool, str]:
+def _out(run: Runner, argv: List[str]) -> Tuple[bool, str]:
     try:
         rc, out, err = run(argv)
     except OSError as exc:           # the tool is not installed
@@ -80,7 +79,7 @@ def parse_ethtool_driver(text: str) -> dict:
     return info
 
 
-def node_nic(addresses: list[dict], node_ip: str) -> dict:
+def node_nic(addresses: List[dict], node_ip: str) -> dict:
     """The link that carries ``node_ip`` (from ``ip -j addr``), or {} when none does."""
     for link in addresses:
         for address in link.get("addr_info", []):
@@ -107,7 +106,7 @@ def _os_release() -> dict:
     return values
 
 
-def collect(run: Runner, node_ip: str, sysctls: list[str]) -> tuple[dict, dict]:
+def collect(run: Runner, node_ip: str, sysctls: List[str]) -> Tuple[dict, dict]:
     """(facts, raw outputs by file name) for this node."""
     raw = {}
     for name, argv in RAW_COMMANDS:

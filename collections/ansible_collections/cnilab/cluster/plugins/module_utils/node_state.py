@@ -10,16 +10,15 @@ record, whoever created it. No plugin's names are hard-coded here; the only list
 the directories and sysctls the role asks to watch.
 
 This file runs on the managed nodes (it is shipped by the ``node_state`` module), so it
-uses the standard library only and stays compatible with Python 3.8, the oldest
-interpreter ansible-core 2.19 supports on targets.
+uses the standard library only and stays compatible with Python 3.6, the oldest
+interpreter ansible-core 2.19 supports on targets (Ubuntu 18.04's).
 """
 
-from __future__ import annotations
 
 import json
 import os
 import shutil
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # run(argv) -> (rc, stdout, stderr); the module passes AnsibleModule.run_command
 Runner = Callable[[List[str]], Tuple[int, str, str]]
@@ -31,7 +30,7 @@ _BACKENDS = (("legacy", "v4", "iptables-legacy"), ("legacy", "v6", "ip6tables-le
              ("nft", "v4", "iptables-nft"), ("nft", "v6", "ip6tables-nft"))
 
 
-def _json(run: Runner, argv: list[str]) -> Any:
+def _json(run: Runner, argv: List[str]) -> Any:
     rc, out, _ = run(argv)
     if rc != 0 or not out.strip():
         return []
@@ -45,7 +44,7 @@ def _have(run: Runner, tool: str) -> bool:
 
 # --- capture ---------------------------------------------------------------------------
 
-def _links(run: Runner) -> dict[str, dict[str, Any]]:
+def _links(run: Runner) -> Dict[str, Dict[str, Any]]:
     links = {}
     for link in _json(run, ["ip", "-j", "-d", "link", "show"]):
         kind = (link.get("linkinfo") or {}).get("info_kind") or link.get("link_type", "")
@@ -54,7 +53,7 @@ def _links(run: Runner) -> dict[str, dict[str, Any]]:
     return links
 
 
-def _addresses(run: Runner) -> dict[str, list[str]]:
+def _addresses(run: Runner) -> Dict[str, List[str]]:
     """IPv4 and global IPv6 addresses per link (link-local IPv6 comes and goes by itself)."""
     addresses = {}
     for link in _json(run, ["ip", "-j", "addr", "show"]):
@@ -66,7 +65,7 @@ def _addresses(run: Runner) -> dict[str, list[str]]:
     return addresses
 
 
-def _route_key(route: dict[str, Any]) -> str:
+def _route_key(route: Dict[str, Any]) -> str:
     parts = [route.get("type", "unicast"), route.get("dst", "")]
     if route.get("gateway"):
         parts += ["via", route["gateway"]]
@@ -78,25 +77,25 @@ def _route_key(route: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _routes(run: Runner) -> list[str]:
+def _routes(run: Runner) -> List[str]:
     """IPv4 routes of every table but ``local`` (the kernel keeps that one per address)."""
     return sorted({_route_key(r) for r in _json(run, ["ip", "-j", "-4", "route", "show",
                                                        "table", "all"])
                    if str(r.get("table", "main")) != "local"})
 
 
-def _rules(run: Runner) -> list[str]:
+def _rules(run: Runner) -> List[str]:
     rc, out, _ = run(["ip", "-4", "rule", "show"])
     return sorted(" ".join(line.split()) for line in out.splitlines() if line.strip()) \
         if rc == 0 else []
 
 
-def parse_iptables_save(text: str) -> dict[str, dict[str, Any]]:
+def parse_iptables_save(text: str) -> Dict[str, Dict[str, Any]]:
     """``iptables-save`` output -> {table: {"policies": {chain: policy}, "rules": [...]}},
     without counters and comments. Tables with nothing but ACCEPT built-ins are dropped:
     an emptied table and an absent one are the same state."""
-    tables: dict[str, dict[str, Any]] = {}
-    current: dict[str, Any] | None = None
+    tables: Dict[str, Dict[str, Any]] = {}
+    current: Optional[Dict[str, Any]] = None
     name = ""
     for raw in text.splitlines():
         line = raw.strip()
@@ -122,7 +121,7 @@ def _builtin(chain: str) -> bool:
     return chain in {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
 
 
-def _iptables(run: Runner) -> dict[str, dict[str, Any]]:
+def _iptables(run: Runner) -> Dict[str, Dict[str, Any]]:
     found = {}
     for backend, family, tool in _BACKENDS:
         if not _have(run, tool + "-save"):
@@ -133,7 +132,7 @@ def _iptables(run: Runner) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _nft_tables(run: Runner) -> list[str] | None:
+def _nft_tables(run: Runner) -> Optional[List[str]]:
     if not _have(run, "nft"):
         return None
     data = _json(run, ["nft", "-j", "list", "tables"])
@@ -142,21 +141,21 @@ def _nft_tables(run: Runner) -> list[str] | None:
                   for i in items if "table" in i)
 
 
-def _ipsets(run: Runner) -> list[str] | None:
+def _ipsets(run: Runner) -> Optional[List[str]]:
     if not _have(run, "ipset"):
         return None
     rc, out, _ = run(["ipset", "list", "-n"])
     return sorted(out.split()) if rc == 0 else []
 
 
-def _qdiscs(run: Runner) -> list[str]:
+def _qdiscs(run: Runner) -> List[str]:
     """Attach points of tc eBPF programs (clsact/ingress) per link."""
     qdiscs = _json(run, ["tc", "-j", "qdisc", "show"])
     return sorted(f"{q['kind']} {q['dev']}" for q in qdiscs
                   if q.get("kind") in ("clsact", "ingress"))
 
 
-def _tree(root: str) -> list[str] | None:
+def _tree(root: str) -> Optional[List[str]]:
     if not os.path.isdir(root):
         return None
     entries = []
@@ -166,7 +165,7 @@ def _tree(root: str) -> list[str] | None:
     return sorted(entries)
 
 
-def _sysctl(name: str) -> str | None:
+def _sysctl(name: str) -> Optional[str]:
     try:
         with open("/proc/sys/" + name.replace(".", "/")) as handle:
             return " ".join(handle.read().split())
@@ -174,8 +173,8 @@ def _sysctl(name: str) -> str | None:
         return None
 
 
-def capture(run: Runner, watched_paths: list[str], sysctls: list[str],
-            bpf_root: str = "/sys/fs/bpf") -> dict[str, Any]:
+def capture(run: Runner, watched_paths: List[str], sysctls: List[str],
+            bpf_root: str = "/sys/fs/bpf") -> Dict[str, Any]:
     """Everything a CNI plugin can leave behind on a node, in comparable form."""
     return {
         "format": SNAPSHOT_FORMAT,
@@ -197,13 +196,13 @@ def capture(run: Runner, watched_paths: list[str], sysctls: list[str],
 
 # --- compare ---------------------------------------------------------------------------
 
-def _extra(now: list[str], base: list[str]) -> list[str]:
+def _extra(now: List[str], base: List[str]) -> List[str]:
     return [item for item in now if item not in set(base)]
 
 
-def differences(baseline: dict[str, Any], now: dict[str, Any]) -> list[str]:
+def differences(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
     """One line per way ``now`` differs from ``baseline``; empty means clean."""
-    diff: list[str] = []
+    diff: List[str] = []
     for name, link in sorted(now["links"].items()):
         base = baseline["links"].get(name)
         if base is None:
@@ -249,7 +248,7 @@ def differences(baseline: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return diff
 
 
-def _native_nft_extra(baseline: dict[str, Any], now: dict[str, Any]) -> list[str]:
+def _native_nft_extra(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
     """nft tables not in the baseline, except iptables-nft's own (ip filter, ip6 nat, ...):
     those are compared, and restored, as iptables tables."""
     compat = {f"{f} {t}" for f in ("ip", "ip6")
@@ -258,14 +257,14 @@ def _native_nft_extra(baseline: dict[str, Any], now: dict[str, Any]) -> list[str
             if t not in compat]
 
 
-def _significant(content: dict[str, Any]) -> dict[str, str]:
+def _significant(content: Dict[str, Any]) -> Dict[str, str]:
     """Chains that matter: user chains and built-ins whose policy is not ACCEPT."""
     return {c: p for c, p in content["policies"].items()
             if not _builtin(c) or p not in _EMPTY_POLICIES}
 
 
-def _table_diff(label: str, base: dict[str, Any] | None,
-                now: dict[str, Any] | None) -> list[str]:
+def _table_diff(label: str, base: Optional[Dict[str, Any]],
+                now: Optional[Dict[str, Any]]) -> List[str]:
     if base == now:
         return []
     base = base or {"policies": {}, "rules": []}
@@ -292,7 +291,7 @@ def _table_diff(label: str, base: dict[str, Any] | None,
 
 # --- purge -----------------------------------------------------------------------------
 
-def _restore_text(table: str, content: dict[str, Any] | None) -> str:
+def _restore_text(table: str, content: Optional[Dict[str, Any]]) -> str:
     lines = ["*" + table]
     if content:
         lines += [f":{c} {p} [0:0]" for c, p in sorted(content["policies"].items())]
@@ -301,12 +300,12 @@ def _restore_text(table: str, content: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def purge_actions(baseline: dict[str, Any], now: dict[str, Any]) -> list[list[str]]:
+def purge_actions(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[List[str]]:
     """The commands that bring ``now`` back to ``baseline``, in a safe order: rules before
     the ipsets they reference, qdiscs and links before routes, files last. Each action
     is an argv; ``["restore", tool, text]`` feeds text to ``<tool>-restore``,
     ``["rm", path]`` removes a path and ``["sysctl", name, value]`` writes one."""
-    actions: list[list[str]] = []
+    actions: List[List[str]] = []
     for backend in sorted(now["iptables"]):
         tool = dict((f"{b}-{f}", t) for b, f, t in _BACKENDS)[backend]
         base_tables = baseline["iptables"].get(backend, {})
@@ -373,7 +372,7 @@ def purge_actions(baseline: dict[str, Any], now: dict[str, Any]) -> list[list[st
     return actions
 
 
-def describe(action: list[str]) -> str:
+def describe(action: List[str]) -> str:
     if action[0] == "restore":
         return "{}-restore < baseline table {}".format(action[1], action[2].split("\n", 1)[0][1:])
     if action[0] == "sysctl":
@@ -381,8 +380,8 @@ def describe(action: list[str]) -> str:
     return " ".join(action)
 
 
-def apply(run_stdin: Callable[[list[str], str | None], tuple[int, str, str]],
-          actions: list[list[str]]) -> list[str]:
+def apply(run_stdin: Callable[[List[str], Optional[str]], Tuple[int, str, str]],
+          actions: List[List[str]]) -> List[str]:
     """Run the purge; returns one line per action that failed (a vanished link or route,
     e.g. a veth deleted with its peer, is not a failure: the compare afterwards judges)."""
     failed = []
@@ -400,7 +399,7 @@ def apply(run_stdin: Callable[[list[str], str | None], tuple[int, str, str]],
     return failed
 
 
-def _remove(path: str) -> tuple[int, str]:
+def _remove(path: str) -> Tuple[int, str]:
     try:
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)

@@ -1,7 +1,6 @@
 #!/usr/bin/python
 """Read what a measurement on this node depends on (facts and raw command outputs)."""
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: node_facts

@@ -1,7 +1,6 @@
 #!/usr/bin/python
 """Record a node's clean network state, or purge back to it and report what remains."""
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: node_state
