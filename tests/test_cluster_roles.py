@@ -4,6 +4,7 @@ no VM or cluster can exist here, and the build machine must not be reconfigured)
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+PINS = yaml.safe_load((ROOT / "versions" / "kubernetes.yml").read_text())
 
 
 def _inventory(tmp_path: Path) -> Path:
@@ -39,7 +41,7 @@ def test_os_prep_dry_run_plans_the_expected_changes(tmp_path: Path) -> None:
     sysctls = tmp_path / "sysctl.conf"
     proc = _dry_run(tmp_path)
     out = proc.stdout
-    # os_prep ran through; the runtime role then refuses: no checksums are recorded yet
+    # os_prep ran through (the runtime's downloads come next; offline they fail here)
     assert "PLAY RECAP" in out
     # the diff shows exactly the files the role persists, and nothing was written
     assert "+overlay" in out and "+br_netfilter" in out
@@ -49,10 +51,22 @@ def test_os_prep_dry_run_plans_the_expected_changes(tmp_path: Path) -> None:
     assert "fatal" not in out.split("Runtime | Require a recorded sha256")[0]
 
 
+def test_every_download_has_a_recorded_sha256() -> None:
+    for profile, sums in PINS["checksums"].items():
+        assert set(sums) == {"containerd", "runc", "crictl", "cni_plugins", "kubeadm", "kubelet",
+                             "kubectl"}, profile
+        for name, value in sums.items():
+            assert re.fullmatch(r"[0-9a-f]{64}", str(value)), (profile, name, value)
+    raw = (ROOT / "versions" / "kubernetes.yml").read_text()
+    assert raw.count("kubespray") >= 4        # where each group of values came from
+
+
 def test_runtime_refuses_downloads_without_a_recorded_sha256(tmp_path: Path) -> None:
-    proc = _dry_run(tmp_path)
+    proc = _dry_run(tmp_path, "-e", '{"container_runtime_checksums": {"runc": ""}}')
     assert proc.returncode == 2
-    assert "no sha256 recorded for containerd 2.1.4 in versions/kubernetes.yml" in proc.stdout
+    version = PINS["profiles"]["current"]["containerd"]
+    assert f"no sha256 recorded for containerd {version} in versions/kubernetes.yml" in \
+        proc.stdout
     assert "cnilab does not download unverified binaries" in proc.stdout
 
 
@@ -64,11 +78,13 @@ def test_unknown_profile_refused(tmp_path: Path) -> None:
 
 
 def test_paper_stack_binaries_refused_without_recorded_sha256(tmp_path: Path) -> None:
-    proc = _dry_run(tmp_path, "-e", "cnilab_profile=paper-2020", "--tags", "kube_packages")
+    proc = _dry_run(tmp_path, "-e", "cnilab_profile=paper-2020", "--tags", "kube_packages",
+                    "-e", '{"kube_packages_checksums": {}}')
     assert proc.returncode == 2, proc.stdout[-2000:]
     # Kubernetes 1.18 is not in the per-minor apt repositories: release binaries it is
     assert "Kube packages | Require a recorded sha256 for every binary" in proc.stdout
-    assert "no sha256 recorded for kubeadm 1.18.20 in versions/kubernetes.yml" in proc.stdout
+    version = PINS["profiles"]["paper-2020"]["kubernetes"]
+    assert f"no sha256 recorded for kubeadm {version} in versions/kubernetes.yml" in proc.stdout
     assert "OS prep" not in proc.stdout   # tags select one role
 
 
@@ -84,7 +100,8 @@ def test_kubeadm_init_dry_run_renders_the_configuration_from_the_inventory(
     assert "+apiVersion: kubeadm.k8s.io/v1beta4" in out
     assert "+  advertiseAddress: 192.0.2.10" in out        # the inventory's node_ip
     assert "+  - name: node-ip" in out and "+    value: 192.0.2.10" in out
-    assert "+  podSubnet: 10.244.0.0/16" in out and "+kubernetesVersion: v1.35.0" in out
+    assert "+  podSubnet: 10.244.0.0/16" in out
+    assert f"+kubernetesVersion: v{PINS['profiles']['current']['kubernetes']}" in out
     assert "+mode: iptables" in out
     assert not config.exists()
     # a dry run neither initialises nor mints a join token

@@ -1,0 +1,122 @@
+"""``cnilab cluster up|reset|collect``: the real-cluster playbooks, run on an inventory.
+
+Why a module of its own: Vagrant, bare metal, CloudLab and Chameleon nodes all take
+this one path (an inventory in, playbooks through ansible-runner, a record directory
+out), so what is checked before anything touches a machine, and what is kept after,
+is the same everywhere. Every operation writes a directory of its own:
+
+    <out>/cluster-<action>-<timestamp>/
+        operation.json        what ran, on which inventory and profile, and how it ended
+        inventory.yml         the inventory as given (it names the machines)
+        preflight.txt         `up` only: the SSH preflight, one line per check
+        nodes/<host>/         collect: facts.json and raw outputs per node
+        node-reset/<host>.txt reset: purge actions and remaining differences per node
+        ansible/              ansible-runner's artifacts (environment scrubbed)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnilab import paths
+from cnilab.ansible_engine import PlaybookFailed, Progress, run_playbook
+from cnilab.cluster.preflight import Check, preflight
+from cnilab.errors import CnilabError, InputError
+from cnilab.inventory import Node, load_inventory
+from cnilab.pins import load_pins
+
+# action -> playbooks, in order
+PLAYBOOKS = {
+    "up": ("cluster.yml", "collect.yml"),
+    "reset": ("reset.yml",),
+    "collect": ("collect.yml",),
+}
+
+
+@dataclass
+class Operation:
+    action: str
+    inventory: Path
+    profile: str
+    directory: Path
+    nodes: list[Node]
+
+
+def prepare(action: str, inventory: Path, profile: str, out: Path | None) -> Operation:
+    """Check the input (inventory, profile) and create the record directory; nothing
+    else is written when the input is bad."""
+    if action not in PLAYBOOKS:
+        raise InputError(f"cluster action '{action}': one of {', '.join(PLAYBOOKS)}")
+    if not inventory.is_file():
+        raise InputError(f"{inventory}: no such inventory file")
+    nodes = load_inventory(inventory)
+    profiles = load_pins().kubernetes_profiles
+    if profile not in profiles:
+        raise InputError(f"--profile {profile}: not in versions/kubernetes.yml "
+                         f"({', '.join(profiles)})")
+    parent = out or paths.default_runs_dir()
+    directory = parent / f"cluster-{action}-{time.strftime('%Y%m%dT%H%M%S')}"
+    suffix = 1
+    while directory.exists():
+        suffix += 1
+        directory = parent / f"cluster-{action}-{time.strftime('%Y%m%dT%H%M%S')}-{suffix}"
+    directory.mkdir(parents=True)
+    shutil.copyfile(inventory, directory / "inventory.yml")
+    return Operation(action, inventory.resolve(), profile, directory, nodes)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = False,
+        extravars: dict[str, Any] | None = None) -> list[Check]:
+    """Run the action's playbooks; raise PlaybookFailed / CnilabError on failure. The
+    record (operation.json) is written at the start and rewritten at the end."""
+    record: dict[str, Any] = {
+        "action": operation.action, "inventory": str(operation.inventory),
+        "profile": operation.profile, "hosts": [n.name for n in operation.nodes],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
+        "playbooks": []}
+    _write_json(operation.directory / "operation.json", record)
+    checks: list[Check] = []
+    try:
+        if operation.action == "up" and not skip_preflight:
+            cgroup = str(load_pins().kubernetes_profiles[operation.profile].get("cgroup", "2"))
+            checks = preflight(operation.nodes, cgroup_required=cgroup)
+            (operation.directory / "preflight.txt").write_text(
+                "\n".join(c.render() for c in checks) + "\n", encoding="utf-8")
+            failed = [c for c in checks if not c.ok]
+            if failed:
+                raise CnilabError("preflight failed (nothing was changed on the hosts):\n" +
+                                  "\n".join(c.render() for c in failed))
+        for playbook in PLAYBOOKS[operation.action]:
+            result = run_playbook(
+                playbook, private_data_dir=operation.directory / "ansible",
+                inventory=str(operation.inventory), progress=Progress(quiet=quiet),
+                extravars={"cnilab_profile": operation.profile,
+                           "cnilab_artifact_dir": str(operation.directory),
+                           **(extravars or {})})
+            record["playbooks"].append({"playbook": playbook, "status": result.status,
+                                        "changed": result.changed_count()})
+        record["status"] = "successful"
+    except PlaybookFailed as exc:
+        record["playbooks"].append({"playbook": exc.result.playbook,
+                                    "status": exc.result.status})
+        record["status"] = "failed"
+        raise
+    except BaseException:
+        record["status"] = "failed"
+        raise
+    finally:
+        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        _write_json(operation.directory / "operation.json", record)
+    return checks
