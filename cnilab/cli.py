@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cnilab import __version__, paths
-from cnilab.errors import CnilabError, SpecError
+from cnilab.errors import CnilabError, InputError, SpecError
 
 EXIT_INPUT = 2
 
@@ -179,10 +179,40 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from cnilab.cluster import operations
+
+    operation = operations.prepare(args.action, Path(args.inventory), args.profile,
+                                   Path(args.out) if args.out else None)
+    print(f"cnilab cluster {args.action}: {len(operation.nodes)} hosts, profile "
+          f"{args.profile}; record in {operation.directory}", flush=True)
+    checks = operations.run(operation, skip_preflight=args.skip_preflight, quiet=args.quiet)
+    for check in checks:
+        print(check.render())
+    print(operation.directory)
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from cnilab.doctor import diagnose, render
     from cnilab.pins import load_pins
 
+    if args.inventory:
+        from cnilab.cluster.preflight import preflight
+        from cnilab.inventory import load_inventory
+
+        profiles = load_pins().kubernetes_profiles
+        if args.profile not in profiles:
+            raise InputError(f"--profile {args.profile}: not in versions/kubernetes.yml "
+                             f"({', '.join(profiles)})")
+        checks = preflight(load_inventory(Path(args.inventory)),
+                           cgroup_required=str(profiles[args.profile].get("cgroup", "2")))
+        for check in checks:
+            print(check.render())
+        failed = sum(1 for c in checks if not c.ok)
+        print(f"{args.inventory}: {failed} problem(s)" if failed else
+              f"{args.inventory}: every host passed")
+        return 1 if failed else 0
     findings = diagnose(load_pins())
     print(render(findings))
     return 1 if any(f.level == "missing" for f in findings) else 0
@@ -279,10 +309,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", metavar="FILE")
     p.set_defaults(func=_cmd_inventory)
 
+    p = sub.add_parser("cluster", help="provision, reset or collect a real cluster",
+                       description="up: preflight, then OS preparation, containerd, the "
+                                   "Kubernetes packages, the clean node baseline, kubeadm "
+                                   "init/join, the cluster check and collect. reset: kubeadm "
+                                   "reset and the purge back to each node's clean baseline "
+                                   "(fails on a dirty node). collect: per-node facts. Each "
+                                   "run writes a record directory (printed).")
+    p.add_argument("action", choices=["up", "reset", "collect"])
+    p.add_argument("--inventory", required=True, metavar="FILE",
+                   help="Ansible inventory (control_plane/workers, node_ip per host)")
+    p.add_argument("--profile", default="current",
+                   help="pin profile from versions/kubernetes.yml (current, paper-2020)")
+    p.add_argument("--out", metavar="DIR", help="parent of the record directory "
+                   "(default ./runs)")
+    p.add_argument("--skip-preflight", action="store_true",
+                   help="up: do not run the SSH preflight first")
+    p.add_argument("--quiet", action="store_true", help="no Ansible progress")
+    p.set_defaults(func=_cmd_cluster)
+
     p = sub.add_parser("doctor", help="check tools, versions and kernel capabilities",
                        description="Show what is installed, what the kernel supports, and what "
                                    "is missing with how to get it. Exit 1 if the netns lab "
-                                   "cannot run.")
+                                   "cannot run. With --inventory: check every host over SSH "
+                                   "(SSH, sudo, OS, kernel, Python, cgroup, the NIC of "
+                                   "node_ip and its MTU, clock skew); exit 1 on any problem.")
+    p.add_argument("--inventory", metavar="FILE", help="check the hosts of this inventory")
+    p.add_argument("--profile", default="current",
+                   help="pin profile whose requirements apply (with --inventory)")
     p.set_defaults(func=_cmd_doctor)
     return parser
 

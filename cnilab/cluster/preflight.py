@@ -36,7 +36,6 @@ echo "python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>
 echo "cgroup=$( [ -e /sys/fs/cgroup/cgroup.controllers ] && echo v2 || echo v1)"
 echo "swap=$(tail -n +2 /proc/swaps | wc -l)"
 echo "addr=$(ip -j addr show 2>/dev/null)"
-echo "clock=$(date +%s.%N)"
 """
 
 
@@ -109,10 +108,28 @@ def ssh_probe(node: Node, timeout: float = 10.0) -> Probe:
             rc, _, err = _exec(client, "sudo -n true", timeout)
             if rc != 0:
                 sudo_error = err.strip().splitlines()[-1] if err.strip() else f"rc {rc}"
-        sent = time.time()
         _, out, _ = _exec(client, "sh -c " + shlex.quote(_PROBE), timeout)
-        received = time.time()
-        return Probe(parse_probe(out), sent, received, sudo_error)
+        values = parse_probe(out)
+        # the clock through one open shell, three times, keeping the shortest round trip:
+        # the remote reading then lies within that round trip (a new exec per reading
+        # would put it near the end of a long session setup)
+        transport = client.get_transport()
+        if transport is None:
+            raise paramiko.SSHException("the SSH connection closed")
+        channel = transport.open_session(timeout=timeout)
+        channel.settimeout(timeout)
+        channel.exec_command("sh")
+        replies = channel.makefile("r")
+        readings = []
+        for _ in range(3):
+            sent = time.time()
+            channel.sendall(b"date +%s.%N\n")
+            clock = replies.readline().strip()
+            readings.append((time.time() - sent, sent, clock))
+        channel.close()
+        _, sent, clock = min(readings)
+        values["clock"] = clock
+        return Probe(values, sent, sent + min(readings)[0], sudo_error)
     finally:
         client.close()
 
