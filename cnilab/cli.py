@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
 from collections.abc import Sequence
@@ -164,11 +165,43 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_inventory(args: argparse.Namespace) -> int:
-    from cnilab.inventory import load_inventory, write_vagrant_inventory
+    from cnilab.inventory import load_inventory, write_inventory, write_vagrant_inventory
 
     if args.source == "vagrant":
         out = write_vagrant_inventory(Path(args.file) if args.file else None)
         print(out)
+        return 0
+    if args.source in ("cloudlab", "chameleon"):
+        out = Path(args.out) if args.out else \
+            paths.project_root() / "inventories" / args.source / "hosts.yml"
+        if args.lan:
+            try:
+                ipaddress.ip_network(args.lan)
+            except ValueError:
+                raise InputError(f"--lan {args.lan}: not a CIDR (e.g. 10.10.1.0/24)") from None
+        if args.source == "cloudlab":
+            from cnilab.testbeds import cloudlab
+
+            if not args.file:
+                raise InputError("cnilab inventory cloudlab: give the experiment's MANIFEST.xml")
+            inventory = cloudlab.cloudlab_inventory(
+                cloudlab.read_manifest(Path(args.file)), args.file, user=args.user,
+                control_plane=args.control_plane, lan=args.lan, key_file=args.key)
+            origin = f"Written by `cnilab inventory cloudlab` from {args.file}."
+        else:
+            from cnilab.testbeds import chameleon
+
+            data, source = chameleon.load_server_list(Path(args.file) if args.file else None)
+            inventory = chameleon.chameleon_inventory(
+                data, source, network=args.network, prefix=args.prefix,
+                control_plane=args.control_plane, user=args.user or chameleon.DEFAULT_USER,
+                key_file=args.key)
+            origin = f"Written by `cnilab inventory chameleon` from {source}."
+        written = write_inventory(inventory, out, origin)
+        for node in load_inventory(written):
+            print(f"{node.name:12} {node.group:14} node_ip {node.node_ip:15} via "
+                  f"{node.vars.get('ansible_user')}@{node.address}")
+        print(written)
         return 0
     if not args.file:
         raise SpecError("cnilab inventory check", None, "give the inventory FILE to check")
@@ -303,10 +336,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inventory", help="write or check a real-cluster inventory",
                        description="vagrant: write inventories/vagrant/hosts.yml from "
-                                   "`vagrant ssh-config` (or FILE holding its output); "
-                                   "check: validate FILE (groups, node_ip per host).")
-    p.add_argument("source", choices=["vagrant", "check"])
+                                   "`vagrant ssh-config` (or FILE holding its output). "
+                                   "cloudlab: write inventories/cloudlab/hosts.yml from the "
+                                   "experiment's manifest RSpec FILE. chameleon: write "
+                                   "inventories/chameleon/hosts.yml from FILE, the JSON of "
+                                   "`openstack server list --long -f json` (or, without FILE, "
+                                   "through openstacksdk). check: validate FILE (groups, "
+                                   "node_ip per host).")
+    p.add_argument("source", choices=["vagrant", "cloudlab", "chameleon", "check"])
     p.add_argument("file", nargs="?", metavar="FILE")
+    p.add_argument("--out", metavar="FILE", help="cloudlab/chameleon: where to write "
+                   "(default inventories/<testbed>/hosts.yml)")
+    p.add_argument("--user", help="cloudlab: which member's login (when several); "
+                   "chameleon: SSH user (default cc)")
+    p.add_argument("--control-plane", metavar="NAME",
+                   help="the node kubeadm init runs on (default: the first node)")
+    p.add_argument("--lan", metavar="CIDR", help="cloudlab: the experiment LAN, when a node "
+                   "has several experiment addresses")
+    p.add_argument("--network", metavar="NAME", help="chameleon: the experiment network")
+    p.add_argument("--prefix", metavar="NAME", help="chameleon: only servers named NAME*")
+    p.add_argument("--key", metavar="FILE", help="SSH private key for every host")
     p.set_defaults(func=_cmd_inventory)
 
     p = sub.add_parser("cluster", help="provision, reset or collect a real cluster",

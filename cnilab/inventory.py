@@ -170,12 +170,23 @@ def write_vagrant_inventory(ssh_config_file: Path | None = None) -> Path:
             raise InputError(f"vagrant ssh-config failed: {proc.stderr.strip()[-300:]}")
         text = proc.stdout
     network = yaml.safe_load((root / "inventories" / "vagrant" / "network.yml").read_text())
-    inventory = vagrant_inventory(text, network)
-    out = root / "inventories" / "vagrant" / "hosts.yml"
-    body = ("# Written by `cnilab inventory vagrant` from `vagrant ssh-config`; regenerate "
-            "after `vagrant up`.\n" + yaml.safe_dump(inventory, sort_keys=False))
+    return write_inventory(vagrant_inventory(text, network),
+                           root / "inventories" / "vagrant" / "hosts.yml",
+                           "Written by `cnilab inventory vagrant` from `vagrant ssh-config`; "
+                           "regenerate after `vagrant up`.")
+
+
+def write_inventory(inventory: dict[str, Any], out: Path, origin: str) -> Path:
+    """Write a generated inventory atomically, after it passed our own validation (a
+    generator bug must not leave a half-valid file where the old one was)."""
+    body = f"# {origin}\n" + yaml.safe_dump(inventory, sort_keys=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(body, encoding="utf-8")
+    try:
+        load_inventory(tmp)
+    except BaseException:
+        tmp.unlink()
+        raise
     os.replace(tmp, out)
-    load_inventory(out)   # what we wrote must pass our own validation
     return out
