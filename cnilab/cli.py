@@ -219,7 +219,10 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
                                    Path(args.out) if args.out else None)
     print(f"cnilab cluster {args.action}: {len(operation.nodes)} hosts, profile "
           f"{args.profile}; record in {operation.directory}", flush=True)
-    checks = operations.run(operation, skip_preflight=args.skip_preflight, quiet=args.quiet)
+    if args.reboot and args.action != "reset":
+        raise InputError("--reboot belongs to `cnilab cluster reset`")
+    checks = operations.run(operation, skip_preflight=args.skip_preflight, quiet=args.quiet,
+                            extravars={"node_reset_reboot": True} if args.reboot else None)
     for check in checks:
         print(check.render())
     print(operation.directory)
@@ -374,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default ./runs)")
     p.add_argument("--skip-preflight", action="store_true",
                    help="up: do not run the SSH preflight first")
+    p.add_argument("--reboot", action="store_true",
+                   help="reset: reboot every node after the purge, then compare again")
     p.add_argument("--quiet", action="store_true", help="no Ansible progress")
     p.set_defaults(func=_cmd_cluster)
 
