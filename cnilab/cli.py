@@ -212,6 +212,32 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cnilab.cni.base import ClusterNetwork
+    from cnilab.inventory import load_inventory
+    from cnilab.lab.plan import POD_CIDR
+    from cnilab.manifests.render import render
+
+    if args.inventory:
+        node_ips = tuple(n.node_ip for n in load_inventory(Path(args.inventory)))
+        origin = f"from {args.inventory}"
+    else:
+        network = yaml.safe_load((paths.project_root() / "inventories" / "vagrant" /
+                                  "network.yml").read_text())
+        first = int(network["control_plane_octet"])
+        node_ips = tuple(f"{network['prefix']}{first + i}" for i in range(3))
+        origin = "the Vagrant lab's addresses; pass --inventory for yours"
+    if args.mtu is not None and not 576 <= args.mtu <= 9000:
+        raise InputError(f"--mtu {args.mtu}: between 576 and 9000")
+    cluster = ClusterNetwork(pod_cidr=POD_CIDR, node_ips=node_ips, mtu=args.mtu)
+    rendered = render(args.cni, args.mode, args.profile, cluster,
+                      from_file=Path(args.from_file) if args.from_file else None)
+    sys.stdout.write(rendered.text(cluster, origin))
+    return 0
+
+
 def _cmd_cluster(args: argparse.Namespace) -> int:
     from cnilab.cluster import operations
 
@@ -360,6 +386,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", metavar="NAME", help="chameleon: only servers named NAME*")
     p.add_argument("--key", metavar="FILE", help="SSH private key for every host")
     p.set_defaults(func=_cmd_inventory)
+
+    p = sub.add_parser("manifest", help="print a CNI's install manifest as cnilab applies it",
+                       description="Print the pinned upstream install file of --cni at the "
+                                   "profile's version, patched for --mode (the one pod CIDR, "
+                                   "the mode, the MTU policy, the interface of each node_ip), "
+                                   "with its source and sha256. The file is fetched from its "
+                                   "pinned URL and checked against versions/manifests.lock, "
+                                   "or read from --from FILE.")
+    p.add_argument("--cni", required=True)
+    p.add_argument("--mode", required=True)
+    p.add_argument("--profile", default="current",
+                   help="pin profile from versions/cni.yml (current, paper-2020)")
+    p.add_argument("--from", dest="from_file", metavar="FILE",
+                   help="patch this local copy instead of fetching the pinned URL")
+    p.add_argument("--inventory", metavar="FILE", help="take the node IPs from it")
+    p.add_argument("--mtu", type=int, help="force the pod MTU (default: the plugin derives it)")
+    p.set_defaults(func=_cmd_manifest)
 
     p = sub.add_parser("cluster", help="provision, reset or collect a real cluster",
                        description="up: preflight, then OS preparation, containerd, the "

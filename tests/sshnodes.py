@@ -194,15 +194,31 @@ class SshNodes:
         return path
 
     def down_links(self) -> None:
-        """Remove what a previous (killed) run may have left: netns and the bridge."""
+        """Remove what this or a previous (killed) run left: processes in the nodes'
+        namespaces (waited for: a namespace, and the veth into it, outlive
+        `ip netns del` while a process still runs there), the namespaces, any host-side
+        veth and the bridge."""
         listing = _run("ip", "-o", "netns", "list", check=False).stdout
-        for line in listing.splitlines():
-            name = line.split()[0] if line.split() else ""
-            if name.startswith("cnlssh-"):
-                _run("ip", "netns", "pids", name, check=False)
-                for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
-                    _kill(int(pid))
-                _run("ip", "netns", "del", name, check=False)
+        names = [line.split()[0] for line in listing.splitlines()
+                 if line.split() and line.split()[0].startswith("cnlssh-")]
+        pids = [int(pid) for name in names
+                for pid in _run("ip", "netns", "pids", name, check=False).stdout.split()]
+        for pid in pids:
+            _kill(pid)
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+            time.sleep(0.05)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for name in names:
+            _run("ip", "netns", "del", name, check=False)
+        links = _run("ip", "-o", "link", "show", check=False).stdout
+        for line in links.splitlines():
+            link = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+            if link.startswith("cnlssh-v"):
+                _run("ip", "link", "del", link, check=False)
         _run("ip", "link", "del", BRIDGE, check=False)
 
     def down(self) -> None:

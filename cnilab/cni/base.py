@@ -1,0 +1,74 @@
+"""The interface every plugin module implements, and the settings patches receive."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cnilab.errors import InputError
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """What every plugin is configured with, whatever its own defaults."""
+
+    pod_cidr: str                       # kubeadm's podSubnet, forced on every plugin
+    node_ips: tuple[str, ...]           # the inventory's node_ip of every host
+    mtu: int | None = None              # None: the plugin derives it (recorded after)
+
+    def node_ip_regex(self) -> str:
+        """A regex that matches exactly the node IPs (for interface selectors that take
+        an IP pattern): the interface carrying node_ip, whatever it is named per node."""
+        return "^(" + "|".join(re.escape(ip) for ip in self.node_ips) + ")$"
+
+
+class Plugin(Protocol):
+    """A CNI plugin's real-cluster knowledge."""
+
+    name: str
+
+    def modes(self) -> tuple[str, ...]:
+        """Modes of the study this plugin can be installed in."""
+        ...
+
+    def patch(self, documents: list[Document], mode: str, network: ClusterNetwork,
+              version: str) -> list[Document]:
+        """The upstream documents, patched structurally for ``mode``."""
+        ...
+
+    def skips_kube_proxy(self, mode: str) -> bool:
+        """Whether kubeadm must skip its kube-proxy addon for this mode."""
+        ...
+
+
+def find(documents: list[Document], kind: str, name: str, where: str) -> Document:
+    """The one document of ``kind``/``name``; a clear error when upstream moved it."""
+    found = [d for d in documents if d.get("kind") == kind
+             and d.get("metadata", {}).get("name") == name]
+    if len(found) != 1:
+        raise InputError(f"{where}: expected one {kind} '{name}', found {len(found)}: the "
+                         "upstream file changed shape; update the patcher")
+    return found[0]
+
+
+def containers(document: Document, name: str) -> list[Document]:
+    """Containers (and init containers) called ``name`` in a workload's pod template."""
+    spec = document.get("spec", {}).get("template", {}).get("spec", {})
+    return [c for key in ("initContainers", "containers") for c in spec.get(key) or []
+            if c.get("name") == name]
+
+
+def flatten(documents: list[Any]) -> list[Document]:
+    """Documents with ``kind: List`` expanded (weave ships its objects that way)."""
+    out: list[Document] = []
+    for document in documents:
+        if not document:
+            continue
+        if document.get("kind") == "List":
+            out.extend(flatten(document.get("items") or []))
+        else:
+            out.append(document)
+    return out

@@ -1,0 +1,62 @@
+"""Flannel on real clusters: kube-flannel.yml patched for vxlan or host-gw.
+
+Where its knobs live (kube-flannel.yml of v0.12.0 and v0.28.9): the ConfigMap
+``kube-flannel-cfg`` holds ``net-conf.json``, a JSON document whose ``Network`` is the
+pod CIDR (each node's subnet then comes from node.spec.podCIDR, as flanneld runs with
+``--kube-subnet-mgr``) and whose ``Backend.Type`` is the mode. The interface is chosen
+by flanneld's ``--iface-regex``, which matches interface names *or addresses*: the
+node_ip alternation picks the interface carrying node_ip on every node, whatever its
+name. v0.12.0 ships one DaemonSet per architecture; every one is patched.
+
+MTU: flannel derives the pod MTU from the chosen interface (minus 50 for VXLAN) and
+has no knob in v0.12.0; a forced MTU is refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cnilab.cni.base import ClusterNetwork, Document, containers, find
+from cnilab.errors import InputError
+
+name = "flannel"
+BACKENDS = {"vxlan": "vxlan", "host-gw": "host-gw"}
+CONFIGMAP = "kube-flannel-cfg"
+
+
+def modes() -> tuple[str, ...]:
+    return tuple(BACKENDS)
+
+
+def skips_kube_proxy(mode: str) -> bool:
+    return False
+
+
+def patch(documents: list[Document], mode: str, network: ClusterNetwork,
+          version: str) -> list[Document]:
+    if mode not in BACKENDS:
+        raise InputError(f"flannel mode '{mode}': one of {', '.join(BACKENDS)}")
+    where = f"kube-flannel.yml {version}"
+    config = find(documents, "ConfigMap", CONFIGMAP, where)
+    net_conf = json.loads(config["data"]["net-conf.json"])
+    net_conf["Network"] = network.pod_cidr
+    backend = {"Type": BACKENDS[mode]}
+    if network.mtu is not None:
+        raise InputError(f"flannel {version} has no MTU setting: it derives the pod MTU "
+                         "from the node interface; leave the MTU to the plugin (auto)")
+    net_conf["Backend"] = backend
+    config["data"]["net-conf.json"] = json.dumps(net_conf, indent=2) + "\n"
+    daemonsets = [d for d in documents if d.get("kind") == "DaemonSet"
+                  and containers(d, "kube-flannel")]
+    if not daemonsets:
+        raise InputError(f"{where}: no DaemonSet runs a kube-flannel container: the "
+                         "upstream file changed shape; update the patcher")
+    for daemonset in daemonsets:
+        for container in containers(daemonset, "kube-flannel"):
+            if "--kube-subnet-mgr" not in (container.get("args") or []):
+                raise InputError(f"{where}: container kube-flannel of "
+                                 f"{daemonset['metadata']['name']} runs without "
+                                 "--kube-subnet-mgr: the patcher assumes it")
+            args = [a for a in container["args"] if not a.startswith("--iface")]
+            container["args"] = [*args, f"--iface-regex={network.node_ip_regex()}"]
+    return documents

@@ -1,0 +1,17 @@
+"""Which module holds which plugin's real-cluster knowledge."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from cnilab.cni import flannel
+from cnilab.errors import InputError
+
+PLUGINS: dict[str, ModuleType] = {"flannel": flannel}
+
+
+def plugin(name: str) -> ModuleType:
+    if name not in PLUGINS:
+        raise InputError(f"--cni {name}: real-cluster support exists for "
+                         f"{', '.join(sorted(PLUGINS))}")
+    return PLUGINS[name]
