@@ -1,6 +1,6 @@
 """Flannel on real clusters: kube-flannel.yml patched for vxlan or host-gw.
 
-Where its knobs live (kube-flannel.yml of v0.12.0 and v0.28.9): the ConfigMap
+Where its knobs live (kube-flannel.yml of both pinned releases): the ConfigMap
 ``kube-flannel-cfg`` holds ``net-conf.json``, a JSON document whose ``Network`` is the
 pod CIDR (each node's subnet then comes from node.spec.podCIDR, as flanneld runs with
 ``--kube-subnet-mgr``) and whose ``Backend.Type`` is the mode. The interface is chosen
