@@ -215,7 +215,7 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
 def _cmd_manifest(args: argparse.Namespace) -> int:
     import yaml
 
-    from cnilab.cni.base import ClusterNetwork
+    from cnilab.cni.base import ClusterNetwork, ModeOptions
     from cnilab.inventory import load_inventory
     from cnilab.lab.plan import POD_CIDR
     from cnilab.manifests.render import render
@@ -233,7 +233,9 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
         raise InputError(f"--mtu {args.mtu}: between 576 and 9000")
     cluster = ClusterNetwork(pod_cidr=POD_CIDR, node_ips=node_ips, mtu=args.mtu)
     rendered = render(args.cni, args.mode, args.profile, cluster,
-                      from_file=Path(args.from_file) if args.from_file else None)
+                      from_file=Path(args.from_file) if args.from_file else None,
+                      options=ModeOptions(policy=args.policy == "on",
+                                          replace_kube_proxy=args.replace_kube_proxy))
     sys.stdout.write(rendered.text(cluster, origin))
     return 0
 
@@ -402,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="patch this local copy instead of fetching the pinned URL")
     p.add_argument("--inventory", metavar="FILE", help="take the node IPs from it")
     p.add_argument("--mtu", type=int, help="force the pod MTU (default: the plugin derives it)")
+    p.add_argument("--policy", choices=["on", "off"], default="off",
+                   help="network-policy enforcement (plugins that have it)")
+    p.add_argument("--replace-kube-proxy", action="store_true",
+                   help="the plugin serves Services and kubeadm skips kube-proxy (cilium)")
     p.set_defaults(func=_cmd_manifest)
 
     p = sub.add_parser("cluster", help="provision, reset or collect a real cluster",

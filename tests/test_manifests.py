@@ -162,7 +162,7 @@ def test_manifest_command(cli: Any, tmp_path: Path) -> None:
     proc = cli("manifest", "--cni", "flannel", "--mode", "vxlan", "--from", str(path))
     assert proc.returncode == 0, proc.stderr
     header, _, body = proc.stdout.partition("\n---\n")
-    assert header.splitlines()[0] == "# cnilab manifest: flannel v0.28.9, mode vxlan"
+    assert header.splitlines()[0] == "# cnilab manifest: flannel v0.28.9, mode vxlan, policy off"
     assert f"# sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}" in header
     documents = list(yaml.safe_load_all(body))
     assert json.loads(documents[0]["data"]["net-conf.json"])["Backend"] == {"Type": "vxlan"}
@@ -173,4 +173,209 @@ def test_manifest_command(cli: Any, tmp_path: Path) -> None:
                "--from", str(path))
     assert proc.returncode == 2 and "has no MTU setting" in proc.stderr
     proc = cli("manifest", "--cni", "nope", "--mode", "x", "--from", str(path))
-    assert proc.returncode == 2 and "real-cluster support exists for flannel" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.strip() == "cnilab: --cni nope: real-cluster " \
+        "support exists for calico, cilium, flannel, kube-router, weave"
+
+
+def _kube_router_agent(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (daemonset,) = [d for d in documents if d["kind"] == "DaemonSet"]
+    (agent,) = [c for c in daemonset["spec"]["template"]["spec"]["containers"]
+                if c["name"] == "kube-router"]
+    return dict(agent)
+
+
+@pytest.mark.parametrize(("mode", "policy", "overlay"), [
+    ("bgp", True, ["--enable-overlay=false"]),
+    ("bgp", False, ["--enable-overlay=false"]),
+    ("overlay-full", False, ["--enable-overlay=true", "--overlay-type=full"]),
+])
+def test_kube_router_current_release_patched_and_valid(mode: str, policy: bool,
+                                                       overlay: list[str]) -> None:
+    from cnilab.cni.base import ModeOptions
+
+    path = _upstream("kube-router/v2.11.1/kubeadm-kuberouter.yaml")
+    rendered = render("kube-router", mode, "current", NETWORK, from_file=path,
+                      options=ModeOptions(policy=policy))
+    agent = _kube_router_agent(rendered.documents)
+    args = agent["args"]
+    assert f"--run-firewall={'true' if policy else 'false'}" in args
+    assert "--run-router=true" in args and "--run-service-proxy=false" in args
+    assert [a for a in args if "overlay" in a] == overlay
+    assert "--bgp-graceful-restart=true" in args               # upstream setting kept
+    assert not any(a.startswith("--auto-mtu") for a in args)   # MTU left to the agent
+    (daemonset,) = [d for d in rendered.documents if d["kind"] == "DaemonSet"]
+    spec = daemonset["spec"]["template"]["spec"]
+    for container in spec["containers"] + spec["initContainers"]:
+        assert container["image"] == "docker.io/cloudnativelabs/kube-router:v2.11.1"
+        assert container["imagePullPolicy"] == "IfNotPresent"
+    assert rendered.source_sha256 == lock.read_lock(lock.lock_path())[
+        release("kube-router", "current")[1]]
+    _validate(rendered.documents, _k8s_schema_version("current"))
+
+
+def test_kube_router_mtu_goes_into_the_bridge_plugin() -> None:
+    path = _upstream("kube-router/v1.0.1/kubeadm-kuberouter.yaml")
+    with pytest.raises(InputError, match=r"v1\.0\.1 cannot derive the pod MTU"):
+        render("kube-router", "bgp", "paper-2020", NETWORK, from_file=path)
+    forced = ClusterNetwork(NETWORK.pod_cidr, NETWORK.node_ips, mtu=1480)
+    rendered = render("kube-router", "overlay-subnet", "paper-2020", forced, from_file=path)
+    (config,) = [d for d in rendered.documents if d["kind"] == "ConfigMap"]
+    bridge = json.loads(config["data"]["cni-conf.json"])["plugins"][0]
+    assert (bridge["type"], bridge["mtu"], bridge["bridge"]) == ("bridge", 1480, "kube-bridge")
+    args = _kube_router_agent(rendered.documents)["args"]
+    assert "--overlay-type=subnet" in args and not any("auto-mtu" in a for a in args)
+    current = render("kube-router", "bgp", "current", forced,
+                     from_file=_upstream("kube-router/v2.11.1/kubeadm-kuberouter.yaml"))
+    assert "--auto-mtu=false" in _kube_router_agent(current.documents)["args"]
+
+
+def _calico_node(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (daemonset,) = [d for d in documents if d["kind"] == "DaemonSet"
+                    and d["metadata"]["name"] == "calico-node"]
+    (node,) = [c for c in daemonset["spec"]["template"]["spec"]["containers"]
+               if c["name"] == "calico-node"]
+    return dict(node)
+
+
+@pytest.mark.parametrize(("mode", "backend", "ipip", "vxlan"), [
+    ("bgp", "bird", "Never", "Never"), ("ipip", "bird", "Always", "Never"),
+    ("vxlan", "vxlan", "Never", "Always")])
+def test_calico_current_release_patched_and_valid(mode: str, backend: str, ipip: str,
+                                                  vxlan: str) -> None:
+    path = _upstream("calico/v3.32.1/calico.yaml")
+    rendered = render("calico", mode, "current", NETWORK, from_file=path)
+    (config,) = [d for d in rendered.documents if d["kind"] == "ConfigMap"
+                 and d["metadata"]["name"] == "calico-config"]
+    assert config["data"]["calico_backend"] == backend
+    assert config["data"]["veth_mtu"] == "0"                   # Calico derives the MTU
+    node = _calico_node(rendered.documents)
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in node["env"]}
+    assert env["CALICO_IPV4POOL_CIDR"] == "10.244.0.0/16"
+    assert (env["CALICO_IPV4POOL_IPIP"], env["CALICO_IPV4POOL_VXLAN"]) == (ipip, vxlan)
+    assert env["IP_AUTODETECTION_METHOD"] == \
+        "cidr=192.168.56.10/32,192.168.56.11/32,192.168.56.12/32"
+    assert [e["name"] for e in node["env"]].count("CALICO_IPV4POOL_IPIP") == 1
+    probes = node["livenessProbe"]["exec"]["command"] + \
+        node["readinessProbe"]["exec"]["command"]
+    assert ("-bird-live" in probes) == (backend == "bird")
+    assert "-felix-live" in probes and "-felix-ready" in probes
+    _validate(rendered.documents, _k8s_schema_version("current"))
+
+
+def test_calico_paper_release_has_no_pinned_file() -> None:
+    with pytest.raises(InputError, match=r"no pinned install file for calico v3\.14\.1"):
+        render("calico", "bgp", "paper-2020", NETWORK)
+
+
+def _weave_containers(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    (daemonset,) = [d for d in documents if d["kind"] == "DaemonSet"]
+    spec = daemonset["spec"]["template"]["spec"]
+    return {c["name"]: c for c in (spec.get("initContainers") or []) + spec["containers"]}
+
+
+@pytest.mark.parametrize(("mode", "policy"), [("fastdp", True), ("sleeve", False)])
+def test_weave_paper_release_patched_and_valid(mode: str, policy: bool) -> None:
+    from cnilab.cni.base import ModeOptions
+
+    path = _upstream("weave/v2.6.5/weave-daemonset-k8s-1.11.yaml")
+    rendered = render("weave", mode, "paper-2020", NETWORK, from_file=path,
+                      options=ModeOptions(policy=policy))
+    assert rendered.documents[0]["kind"] == "ServiceAccount"       # the List is expanded
+    found = _weave_containers(rendered.documents)
+    env = {e["name"]: e.get("value") for e in found["weave"]["env"]}
+    assert env["IPALLOC_RANGE"] == "10.244.0.0/16"
+    assert ("WEAVE_NO_FASTDP" in env) == (mode == "sleeve")
+    assert "WEAVE_MTU" not in env                                 # weave's own default
+    assert found["weave"]["image"] == "weaveworks/weave-kube:2.6.5"
+    assert ("weave-npc" in found) == policy
+    assert all("imagePullPolicy" not in c for c in found.values())
+    assert rendered.source_sha256 == lock.read_lock(lock.lock_path())[
+        release("weave", "paper-2020")[1]]
+    # the oldest offline schemas (1.25) still know every object this release uses
+    _validate(rendered.documents, "1.25.0")
+
+
+def test_weave_last_upstream_release_on_current_kubernetes() -> None:
+    from cnilab.cni import weave
+
+    data = _upstream("weave/v2.8.1/weave-daemonset-k8s-1.11.yaml").read_bytes()
+    documents = weave.patch(parse_documents(data, "weave 2.8.1"), "fastdp",
+                            ClusterNetwork(NETWORK.pod_cidr, NETWORK.node_ips, mtu=1400),
+                            "2.8.1")
+    found = _weave_containers(documents)
+    assert found["weave-init"]["image"] == "weaveworks/weave-kube:2.8.1"
+    env = {e["name"]: e.get("value") for e in found["weave"]["env"]}
+    assert env["WEAVE_MTU"] == "1400" and env["INIT_CONTAINER"] == "true"
+    _validate(documents, _k8s_schema_version("current"))
+
+
+@pytest.mark.parametrize(("mode", "replace", "policy"), [
+    ("vxlan", False, False), ("native", False, True), ("native", True, False)])
+def test_cilium_current_values_valid_against_the_chart_schema(mode: str, replace: bool,
+                                                              policy: bool) -> None:
+    import jsonschema
+
+    from cnilab.cni import cilium
+    from cnilab.cni.base import ModeOptions
+
+    values_file = _upstream("cilium/v1.20.0/values.yaml")
+    schema = json.loads(_upstream("cilium/v1.20.0/values.schema.json").read_text())
+    options = ModeOptions(policy=policy, replace_kube_proxy=replace)
+    rendered = render("cilium", mode, "current", NETWORK, from_file=values_file,
+                      options=options)
+    (values,) = rendered.documents
+    assert values["ipam"] == {"mode": "kubernetes"}     # follow kubeadm's podSubnet
+    assert values["MTU"] == 0
+    assert values["routingMode"] == ("tunnel" if mode == "vxlan" else "native")
+    if mode == "vxlan":
+        assert values["tunnelProtocol"] == "vxlan" and "ipv4NativeRoutingCIDR" not in values
+    else:
+        assert values["ipv4NativeRoutingCIDR"] == "10.244.0.0/16"
+        assert values["autoDirectNodeRoutes"] is True
+    assert values["kubeProxyReplacement"] == ("true" if replace else "false")
+    assert ("k8sServiceHost" in values) == replace
+    if replace:
+        assert (values["k8sServiceHost"], values["k8sServicePort"]) == ("192.168.56.10", 6443)
+    assert values["policyEnforcementMode"] == ("default" if policy else "never")
+    assert cilium.skips_kube_proxy(mode, options) == replace
+    defaults = yaml.safe_load(values_file.read_text())
+    jsonschema.validate(cilium.merged(defaults, values), schema)
+    # every key cnilab sets is a key of the chart
+    assert set(values) <= set(defaults)
+
+
+def test_cilium_paper_values_use_the_1_8_layout() -> None:
+    from cnilab.cni import cilium
+    from cnilab.cni.base import ModeOptions
+
+    values_file = _upstream("cilium/v1.8.0/values.yaml")
+    defaults = yaml.safe_load(values_file.read_text())
+    rendered = render("cilium", "native", "paper-2020", NETWORK, from_file=values_file,
+                      options=ModeOptions(policy=True))
+    (values,) = rendered.documents
+    assert values == {"global": {"tunnel": "disabled", "kubeProxyReplacement": "disabled",
+                                 "nativeRoutingCIDR": "10.244.0.0/16",
+                                 "autoDirectNodeRoutes": True},
+                      "config": {"ipam": "kubernetes"}}
+    assert set(values["global"]) <= set(defaults["global"])
+    assert cilium.merged(defaults, values)["global"]["tunnel"] == "disabled"
+    with pytest.raises(InputError, match="chart has no MTU value"):
+        cilium.overrides("vxlan", ClusterNetwork(NETWORK.pod_cidr, NETWORK.node_ips, 1450),
+                         "1.8.0", ModeOptions(policy=True))
+
+
+def test_chart_archive_values_are_read_from_the_pinned_archive(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from cnilab.manifests.render import chart_values
+
+    values = b"MTU: 0\nroutingMode: \"\"\n"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("cilium/values.yaml")
+        info.size = len(values)
+        tar.addfile(info, io.BytesIO(values))
+    assert chart_values(buffer.getvalue(), "cilium.tgz") == values
+    with pytest.raises(InputError, match="not a Helm chart archive"):
+        chart_values(b"not gzip", "x.tgz")

@@ -25,6 +25,38 @@ class ClusterNetwork:
         return "^(" + "|".join(re.escape(ip) for ip in self.node_ips) + ")$"
 
 
+@dataclass(frozen=True)
+class ModeOptions:
+    """Settings of a mode that are not the datapath itself."""
+
+    policy: bool = False                # network-policy enforcement on
+    replace_kube_proxy: bool = False    # the plugin serves Services instead of kube-proxy
+
+
+DEFAULT_OPTIONS = ModeOptions()
+
+
+def env_list(container: Document) -> list[Document]:
+    """A container's env list (created when upstream has none)."""
+    env = container.get("env")
+    if not isinstance(env, list):
+        env = container["env"] = []
+    return env
+
+
+def set_env(container: Document, name: str, value: str) -> None:
+    """Set one literal env var, replacing any definition of it (valueFrom included)."""
+    env = env_list(container)
+    env[:] = [e for e in env if e.get("name") != name]
+    env.append({"name": name, "value": value})
+
+
+def set_flag(args: list[str], flag: str, value: str) -> list[str]:
+    """``--flag=value`` replacing any earlier ``--flag`` / ``--flag=...``."""
+    kept = [a for a in args if a != flag and not a.startswith(flag + "=")]
+    return [*kept, f"{flag}={value}"]
+
+
 class Plugin(Protocol):
     """A CNI plugin's real-cluster knowledge."""
 
@@ -35,11 +67,11 @@ class Plugin(Protocol):
         ...
 
     def patch(self, documents: list[Document], mode: str, network: ClusterNetwork,
-              version: str) -> list[Document]:
+              version: str, options: ModeOptions) -> list[Document]:
         """The upstream documents, patched structurally for ``mode``."""
         ...
 
-    def skips_kube_proxy(self, mode: str) -> bool:
+    def skips_kube_proxy(self, mode: str, options: ModeOptions) -> bool:
         """Whether kubeadm must skip its kube-proxy addon for this mode."""
         ...
 

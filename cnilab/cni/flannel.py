@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import json
 
-from cnilab.cni.base import ClusterNetwork, Document, containers, find
+from cnilab.cni.base import (
+    DEFAULT_OPTIONS,
+    ClusterNetwork,
+    Document,
+    ModeOptions,
+    containers,
+    find,
+)
 from cnilab.errors import InputError
 
 name = "flannel"
@@ -28,14 +35,17 @@ def modes() -> tuple[str, ...]:
     return tuple(BACKENDS)
 
 
-def skips_kube_proxy(mode: str) -> bool:
+def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
     return False
 
 
 def patch(documents: list[Document], mode: str, network: ClusterNetwork,
-          version: str) -> list[Document]:
+          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
     if mode not in BACKENDS:
         raise InputError(f"flannel mode '{mode}': one of {', '.join(BACKENDS)}")
+    if options.policy or options.replace_kube_proxy:
+        raise InputError("flannel enforces no network policy and does not replace "
+                         "kube-proxy")
     where = f"kube-flannel.yml {version}"
     config = find(documents, "ConfigMap", CONFIGMAP, where)
     net_conf = json.loads(config["data"]["net-conf.json"])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cnilab.cni import flannel
+from cnilab.cni import calico, cilium, flannel, kube_router, weave
 from cnilab.errors import InputError
 
-PLUGINS: dict[str, ModuleType] = {"flannel": flannel}
+PLUGINS: dict[str, ModuleType] = {"calico": calico, "cilium": cilium, "flannel": flannel,
+                                   "kube-router": kube_router, "weave": weave}
 
 
 def plugin(name: str) -> ModuleType:

@@ -10,6 +10,8 @@ re-serialising YAML is deliberate: no regex ever edits a manifest.
 from __future__ import annotations
 
 import hashlib
+import io
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 
 from cnilab import paths
-from cnilab.cni.base import ClusterNetwork, flatten
+from cnilab.cni.base import ClusterNetwork, ModeOptions, flatten
 from cnilab.cni.registry import plugin
 from cnilab.errors import InputError
 from cnilab.manifests import lock
@@ -43,10 +45,12 @@ class Rendered:
     source: str            # URL or local path
     source_sha256: str
     documents: list[dict[str, Any]]
+    options: ModeOptions
 
     def text(self, network: ClusterNetwork, network_origin: str) -> str:
         header = [
-            f"# cnilab manifest: {self.cni} {self.version}, mode {self.mode}",
+            f"# cnilab manifest: {self.cni} {self.version}, mode {self.mode}, policy "
+            f"{'on' if self.options.policy else 'off'}",
             f"# from {self.source}",
             f"# sha256 {self.source_sha256}",
             f"# pod CIDR {network.pod_cidr}; MTU "
@@ -83,8 +87,23 @@ def parse_documents(data: bytes, source: str) -> list[dict[str, Any]]:
     return flatten(documents)
 
 
+def chart_values(archive: bytes, source: str) -> bytes:
+    """The default values.yaml of a packaged Helm chart (<chart>/values.yaml)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            member = next((m for m in tar.getmembers()
+                           if m.name.count("/") == 1 and m.name.endswith("/values.yaml")), None)
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None:
+                raise InputError(f"{source}: no <chart>/values.yaml in the archive")
+            return handle.read()
+    except tarfile.TarError as exc:
+        raise InputError(f"{source}: not a Helm chart archive ({exc})") from None
+
+
 def render(cni: str, mode: str, profile: str, network: ClusterNetwork,
-           from_file: Path | None = None, cache_dir: Path | None = None) -> Rendered:
+           from_file: Path | None = None, cache_dir: Path | None = None,
+           options: ModeOptions | None = None) -> Rendered:
     module = plugin(cni)
     if mode not in module.modes():
         raise InputError(f"--mode {mode}: {cni} modes are {', '.join(module.modes())}")
@@ -98,5 +117,8 @@ def render(cni: str, mode: str, profile: str, network: ClusterNetwork,
         data, digest, _ = lock.fetch(url, cache_dir=cache_dir or
                                      paths.project_root() / ".cache" / "manifests")
         source = url
-    documents = module.patch(parse_documents(data, source), mode, network, version)
-    return Rendered(cni, mode, version, source, digest, documents)
+    if source.endswith(".tgz"):
+        data = chart_values(data, source)
+    documents = module.patch(parse_documents(data, source), mode, network, version,
+                             options or ModeOptions())
+    return Rendered(cni, mode, version, source, digest, documents, options or ModeOptions())

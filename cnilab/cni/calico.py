@@ -1,0 +1,78 @@
+"""Calico on real clusters: manifests/calico.yaml (manifest install, Kubernetes API
+datastore) patched for BGP, IP-in-IP or VXLAN.
+
+Where its knobs live (calico.yaml of the current release): env of the ``calico-node``
+container —
+``CALICO_IPV4POOL_CIDR`` (commented out upstream; its default pool 192.168.0.0/16
+collides with 192.168 node networks), ``CALICO_IPV4POOL_IPIP`` / ``CALICO_IPV4POOL_VXLAN``
+(encapsulation of the default pool, which calico-node creates once, at first start) —
+and the ConfigMap ``calico-config``: ``calico_backend`` (bird for BGP and IP-in-IP,
+vxlan without BGP) and ``veth_mtu`` ("0": Calico derives the MTU). The node address is
+chosen by ``IP_AUTODETECTION_METHOD``; ``cidr=`` with each node_ip as a /32 picks the
+interface carrying node_ip on every node. Without BIRD (vxlan), the BIRD liveness and
+readiness checks are removed, as upstream's calico-vxlan.yaml does.
+
+Network policy: Felix programs policy chains whatever the mode; "policy on" in the
+study means NetworkPolicy objects exist, which the benchmark applies, not the install.
+"""
+
+from __future__ import annotations
+
+from cnilab.cni.base import (
+    DEFAULT_OPTIONS,
+    ClusterNetwork,
+    Document,
+    ModeOptions,
+    containers,
+    find,
+    set_env,
+)
+from cnilab.errors import InputError
+
+name = "calico"
+# mode -> (calico_backend, IPv4 pool IPIP, IPv4 pool VXLAN)
+MODES = {"bgp": ("bird", "Never", "Never"),
+         "ipip": ("bird", "Always", "Never"),
+         "vxlan": ("vxlan", "Never", "Always")}
+BIRD_CHECKS = ("-bird-live", "-bird-ready")
+
+
+def modes() -> tuple[str, ...]:
+    return tuple(MODES)
+
+
+def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
+    return False
+
+
+def patch(documents: list[Document], mode: str, network: ClusterNetwork,
+          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+    if mode not in MODES:
+        raise InputError(f"calico mode '{mode}': one of {', '.join(MODES)}")
+    if options.replace_kube_proxy:
+        raise InputError("calico's eBPF dataplane (kube-proxy replacement) is not a mode of "
+                         "the study")
+    where = f"calico.yaml {version}"
+    backend, ipip, vxlan = MODES[mode]
+    config = find(documents, "ConfigMap", "calico-config", where)
+    config["data"]["calico_backend"] = backend
+    config["data"]["veth_mtu"] = str(network.mtu) if network.mtu is not None else "0"
+    daemonset = find(documents, "DaemonSet", "calico-node", where)
+    nodes = [c for c in containers(daemonset, "calico-node")
+             if any(e.get("name") == "CALICO_IPV4POOL_IPIP" for e in c.get("env") or [])]
+    if len(nodes) != 1:
+        raise InputError(f"{where}: expected one calico-node container with the pool env, "
+                         f"found {len(nodes)}: the upstream file changed shape")
+    node = nodes[0]
+    set_env(node, "CALICO_IPV4POOL_CIDR", network.pod_cidr)
+    set_env(node, "CALICO_IPV4POOL_IPIP", ipip)
+    set_env(node, "CALICO_IPV4POOL_VXLAN", vxlan)
+    set_env(node, "CALICO_IPV6POOL_VXLAN", "Never")
+    set_env(node, "IP_AUTODETECTION_METHOD",
+            "cidr=" + ",".join(f"{ip}/32" for ip in network.node_ips))
+    if backend != "bird":
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = node.get(probe, {}).get("exec", {}).get("command")
+            if command:
+                command[:] = [c for c in command if c not in BIRD_CHECKS]
+    return documents

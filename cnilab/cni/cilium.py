@@ -1,0 +1,103 @@
+"""Cilium on real clusters: Helm values for the pinned chart, per mode.
+
+Cilium is installed with Helm (chart ``cilium`` at the pinned version, archive verified
+against versions/manifests.lock). The "manifest" cnilab renders is therefore the values
+file: only the settings the study fixes, on top of the chart's defaults.
+
+Where its knobs live:
+- 1.20 (flat values, values.schema.json): ``routingMode`` tunnel|native,
+  ``tunnelProtocol`` vxlan, ``ipv4NativeRoutingCIDR`` + ``autoDirectNodeRoutes`` for
+  native routing on one L2, ``ipam.mode: kubernetes`` (pod subnets from
+  node.spec.podCIDR, i.e. kubeadm's podSubnet — the default cluster-pool 10.0.0.0/8
+  ignores it), ``MTU`` (0: derived), ``kubeProxyReplacement`` with ``k8sServiceHost`` /
+  ``k8sServicePort`` (the API server without kube-proxy), ``policyEnforcementMode``.
+- 1.8 (umbrella chart, settings under ``global``): ``global.tunnel`` vxlan|disabled,
+  ``global.nativeRoutingCIDR``, ``global.autoDirectNodeRoutes``,
+  ``global.kubeProxyReplacement`` strict|disabled, ``global.k8sServiceHost/Port``, and
+  the config sub-chart's ``config.ipam``. The 1.8 chart has no MTU value.
+
+Devices are left to Cilium's detection, which follows the Node's InternalIP (node_ip).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnilab.cni.base import DEFAULT_OPTIONS, ClusterNetwork, Document, ModeOptions
+from cnilab.errors import InputError
+
+name = "cilium"
+MODES = ("vxlan", "native")
+API_SERVER_PORT = 6443
+
+
+def modes() -> tuple[str, ...]:
+    return MODES
+
+
+def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
+    return options.replace_kube_proxy
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    major, minor = (int(p) for p in version.lstrip("v").split(".")[:2])
+    return major, minor
+
+
+def overrides(mode: str, network: ClusterNetwork, version: str,
+              options: ModeOptions) -> dict[str, Any]:
+    """The values cnilab sets, in the chart version's layout."""
+    if mode not in MODES:
+        raise InputError(f"cilium mode '{mode}': one of {', '.join(MODES)}")
+    api_server = network.node_ips[0]        # the control plane is the inventory's first
+    if _major_minor(version) >= (1, 15):
+        values: dict[str, Any] = {
+            "routingMode": "tunnel" if mode == "vxlan" else "native",
+            "ipam": {"mode": "kubernetes"},
+            "MTU": network.mtu or 0,
+            "kubeProxyReplacement": "true" if options.replace_kube_proxy else "false",
+            "policyEnforcementMode": "default" if options.policy else "never",
+        }
+        if mode == "vxlan":
+            values["tunnelProtocol"] = "vxlan"
+        else:
+            values.update(ipv4NativeRoutingCIDR=network.pod_cidr, autoDirectNodeRoutes=True)
+        if options.replace_kube_proxy:
+            values.update(k8sServiceHost=api_server, k8sServicePort=API_SERVER_PORT)
+        return values
+    if _major_minor(version) < (1, 8):
+        raise InputError(f"cilium {version}: cnilab knows the chart layouts of 1.8 and 1.15+")
+    if network.mtu is not None:
+        raise InputError(f"cilium {version}'s chart has no MTU value: leave the MTU to Cilium")
+    if not options.policy:
+        raise InputError(f"cilium {version}: cnilab sets no policy mode on the 1.8 chart; "
+                         "use --policy on (Cilium's default enforcement)")
+    glob: dict[str, Any] = {
+        "tunnel": "vxlan" if mode == "vxlan" else "disabled",
+        "kubeProxyReplacement": "strict" if options.replace_kube_proxy else "disabled",
+    }
+    if mode == "native":
+        glob.update(nativeRoutingCIDR=network.pod_cidr, autoDirectNodeRoutes=True)
+    if options.replace_kube_proxy:
+        glob.update(k8sServiceHost=api_server, k8sServicePort=API_SERVER_PORT)
+    return {"global": glob, "config": {"ipam": "kubernetes"}}
+
+
+def merged(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of user values over chart defaults (maps merge, the rest replaces)."""
+    out = dict(defaults)
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def patch(documents: list[Document], mode: str, network: ClusterNetwork,
+          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+    """``documents`` is the chart's values.yaml; the result is the values file to pass
+    to ``helm install -f`` (only cnilab's settings)."""
+    if len(documents) != 1:
+        raise InputError(f"cilium {version}: expected the chart's values.yaml (one document)")
+    return [overrides(mode, network, version, options)]

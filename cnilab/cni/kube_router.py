@@ -1,0 +1,93 @@
+"""Kube-router on real clusters: daemonset/kubeadm-kuberouter.yaml patched per mode.
+
+Where its knobs live (v1.0.1 and v2.11.1): flags of the ``kube-router`` container —
+``--enable-overlay`` / ``--overlay-type`` choose pure BGP routing (overlay off) or IP-in-IP
+tunnels to nodes in other subnets (``subnet``) or to every node (``full``);
+``--run-firewall`` is network-policy enforcement. The pod CIDR is not in the file: each
+node's subnet comes from node.spec.podCIDR, i.e. kubeadm's podSubnet, which cnilab sets.
+Node addresses come from the Node objects (InternalIP = node_ip, checked by
+verify_cluster), so there is no interface setting. The MTU lives in the bridge plugin
+of ``cni-conf.json``; v2.11.1 derives it itself unless ``--auto-mtu=false``.
+
+Upstream references the image without a tag (latest, pulled Always): cnilab pins the
+release tag and pulls IfNotPresent.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cnilab.cni.base import (
+    DEFAULT_OPTIONS,
+    ClusterNetwork,
+    Document,
+    ModeOptions,
+    containers,
+    find,
+    set_flag,
+)
+from cnilab.errors import InputError
+
+name = "kube-router"
+OVERLAY = {"bgp": None, "overlay-subnet": "subnet", "overlay-full": "full"}
+IMAGE = "docker.io/cloudnativelabs/kube-router"
+
+
+def modes() -> tuple[str, ...]:
+    return tuple(OVERLAY)
+
+
+def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
+    return False
+
+
+def _auto_mtu_flag(version: str) -> bool:
+    """--auto-mtu exists from v1.1.0 on."""
+    major, minor = (int(p) for p in version.lstrip("v").split(".")[:2])
+    return (major, minor) >= (1, 1)
+
+
+def patch(documents: list[Document], mode: str, network: ClusterNetwork,
+          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+    if mode not in OVERLAY:
+        raise InputError(f"kube-router mode '{mode}': one of {', '.join(OVERLAY)}")
+    if options.replace_kube_proxy:
+        raise InputError("kube-router as the service proxy needs IPVS and the "
+                         "all-features manifest; not a mode of the study")
+    where = f"kubeadm-kuberouter.yaml {version}"
+    daemonset = find(documents, "DaemonSet", "kube-router", where)
+    agents = [c for c in containers(daemonset, "kube-router") if "args" in c]
+    if len(agents) != 1:
+        raise InputError(f"{where}: expected one kube-router container with args, found "
+                         f"{len(agents)}: the upstream file changed shape; update the patcher")
+    agent = agents[0]
+    args = list(agent["args"])
+    args = set_flag(args, "--run-router", "true")
+    args = set_flag(args, "--run-firewall", "true" if options.policy else "false")
+    args = set_flag(args, "--run-service-proxy", "false")
+    overlay = OVERLAY[mode]
+    args = set_flag(args, "--enable-overlay", "false" if overlay is None else "true")
+    if overlay is not None:
+        args = set_flag(args, "--overlay-type", overlay)
+    else:
+        args = [a for a in args if not a.startswith("--overlay-type")]
+    config = find(documents, "ConfigMap", "kube-router-cfg", where)
+    cni_conf = json.loads(config["data"]["cni-conf.json"])
+    bridge = next((p for p in cni_conf.get("plugins", []) if p.get("type") == "bridge"), None)
+    if bridge is None:
+        raise InputError(f"{where}: cni-conf.json has no bridge plugin; update the patcher")
+    if network.mtu is not None:
+        bridge["mtu"] = network.mtu
+        if _auto_mtu_flag(version):
+            args = set_flag(args, "--auto-mtu", "false")
+    elif not _auto_mtu_flag(version):
+        raise InputError(f"kube-router {version} cannot derive the pod MTU (no --auto-mtu): "
+                         "give the MTU (node MTU, minus 20 with the IP-in-IP overlay)")
+    config["data"]["cni-conf.json"] = json.dumps(cni_conf, indent=2) + "\n"
+    agent["args"] = args
+    for container in daemonset["spec"]["template"]["spec"].get("initContainers", []) + \
+            daemonset["spec"]["template"]["spec"]["containers"]:
+        if container.get("image", "").split(":")[0] == IMAGE:
+            container["image"] = f"{IMAGE}:{version}"
+            container["imagePullPolicy"] = "IfNotPresent"
+    return documents

@@ -1,0 +1,73 @@
+"""Weave Net on real clusters: weave-daemonset-k8s-1.11.yaml patched for fast datapath
+or sleeve.
+
+Where its knobs live (v2.6.5 and v2.8.1; the file is a ``kind: List``): env of the
+``weave`` container, read by launch.sh — ``IPALLOC_RANGE`` (absent upstream; default
+10.32.0.0/12), ``WEAVE_NO_FASTDP`` (any value: sleeve, the user-space UDP encapsulation,
+instead of the kernel OVS fast datapath) and ``WEAVE_MTU`` (absent: 1376, a fixed
+default, not derived from the node). Peers come from the API server (``KUBE_PEERS``),
+i.e. from the Node objects whose InternalIP is node_ip; there is no interface setting.
+
+The repository file is a template: upstream's release script replaces ``:latest`` with
+the release version and drops ``imagePullPolicy: Always``; cnilab does the same,
+structurally. Policy off removes the ``weave-npc`` container (its policy controller).
+"""
+
+from __future__ import annotations
+
+from cnilab.cni.base import (
+    DEFAULT_OPTIONS,
+    ClusterNetwork,
+    Document,
+    ModeOptions,
+    containers,
+    find,
+    set_env,
+)
+from cnilab.errors import InputError
+
+name = "weave"
+MODES = ("fastdp", "sleeve")
+IMAGES = ("weaveworks/weave-kube", "weaveworks/weave-npc")
+
+
+def modes() -> tuple[str, ...]:
+    return MODES
+
+
+def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
+    return False
+
+
+def patch(documents: list[Document], mode: str, network: ClusterNetwork,
+          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+    if mode not in MODES:
+        raise InputError(f"weave mode '{mode}': one of {', '.join(MODES)}")
+    if options.replace_kube_proxy:
+        raise InputError("weave does not replace kube-proxy")
+    where = f"weave-daemonset-k8s-1.11.yaml {version}"
+    daemonset = find(documents, "DaemonSet", "weave-net", where)
+    weave = [c for c in containers(daemonset, "weave")]
+    if len(weave) != 1:
+        raise InputError(f"{where}: expected one weave container, found {len(weave)}")
+    router = weave[0]
+    set_env(router, "IPALLOC_RANGE", network.pod_cidr)
+    router["env"] = [e for e in router["env"] if e.get("name") != "WEAVE_NO_FASTDP"]
+    if mode == "sleeve":
+        set_env(router, "WEAVE_NO_FASTDP", "1")
+    if network.mtu is not None:
+        set_env(router, "WEAVE_MTU", str(network.mtu))
+    spec = daemonset["spec"]["template"]["spec"]
+    if not options.policy:
+        spec["containers"] = [c for c in spec["containers"] if c.get("name") != "weave-npc"]
+    release = version.lstrip("v")
+    for container in (spec.get("initContainers") or []) + spec["containers"]:
+        image = str(container.get("image", ""))
+        repository, _, tag = image.partition(":")
+        if repository in IMAGES:
+            if tag not in ("latest", release):
+                raise InputError(f"{where}: image {image} is neither the template's :latest "
+                                 f"nor {release}")
+            container["image"] = f"{repository}:{release}"
+            container.pop("imagePullPolicy", None)
+    return documents
