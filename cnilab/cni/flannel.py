@@ -15,6 +15,7 @@ has no knob in v0.12.0; a forced MTU is refused rather than silently ignored.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cnilab.cni.base import (
     DEFAULT_OPTIONS,
@@ -70,3 +71,35 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
             args = [a for a in container["args"] if not a.startswith("--iface")]
             container["args"] = [*args, f"--iface-regex={network.node_ip_regex()}"]
     return documents
+
+
+def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                  peers: dict[str, tuple[str, str]]) -> list[str]:
+    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+    ``ip -j route`` on the node; ``peers`` maps every other node to (node_ip, podCIDR).
+    One line per problem; empty means the intended mode is the one running."""
+    problems = []
+    vxlan = next((link for link in links if link.get("ifname") == "flannel.1"), None)
+    if mode == "vxlan":
+        if vxlan is None:
+            problems.append("no flannel.1 VXLAN device: not the vxlan backend")
+        else:
+            data = (vxlan.get("linkinfo") or {}).get("info_data") or {}
+            if (vxlan.get("linkinfo") or {}).get("info_kind") != "vxlan":
+                problems.append("flannel.1 is not a VXLAN device")
+            if data.get("id") != 1 or data.get("port") != 8472:
+                problems.append(f"flannel.1 has VNI {data.get('id')} port {data.get('port')}, "
+                                "flannel's vxlan backend uses VNI 1, UDP 8472")
+    elif vxlan is not None:
+        problems.append("flannel.1 exists: the vxlan backend is (or was) running, not host-gw")
+    for peer, (node_ip, pod_cidr) in sorted(peers.items()):
+        route = next((r for r in routes if r.get("dst") == pod_cidr), None)
+        if route is None:
+            problems.append(f"no route to {peer}'s pod subnet {pod_cidr}")
+        elif mode == "vxlan" and route.get("dev") != "flannel.1":
+            problems.append(f"{pod_cidr} ({peer}) is routed via {route.get('dev')}, "
+                            "not flannel.1")
+        elif mode == "host-gw" and route.get("gateway") != node_ip:
+            problems.append(f"{pod_cidr} ({peer}) goes via {route.get('gateway')}, "
+                            f"not {peer}'s node_ip {node_ip}: not host-gw")
+    return problems

@@ -1,0 +1,54 @@
+"""The real-cluster mode checks, judged on datapaths built for real: the netns lab
+builds each flannel backend the way flanneld programs it (flannel.1 VXLAN device with
+VNI 1 / UDP 8472 and onlink routes, or host-gw routes via the peers' node IPs). The
+check a role runs on a cluster node must accept the mode that is there and name what
+is wrong with the other one, from the same `ip -j` output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from cnilab.cni import flannel
+from cnilab.lab import core, sh
+from cnilab.lab.plan import LabPlan, make_plan
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+def _ip_json(netns: str, *args: str) -> list[dict[str, object]]:
+    out = sh.run(sh.in_netns(netns, ["ip", "-j", *args])).stdout
+    return list(json.loads(out or "[]"))
+
+
+@pytest.fixture(params=["vxlan", "host-gw"])
+def flannel_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
+    plan = make_plan("flannel", request.param)
+    core.preflight(plan)
+    core.ensure_hosts(plan)
+    core.ensure_datapath(plan)
+    yield plan
+    core.down()
+
+
+def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
+    plan = flannel_lab
+    other = {"vxlan": "host-gw", "host-gw": "vxlan"}[plan.mode]
+    for host in plan.hosts:
+        links = _ip_json(host.netns, "-d", "link", "show")
+        routes = _ip_json(host.netns, "route", "show")
+        peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
+        assert flannel.mode_problems(plan.mode, links, routes, peers) == [], host.name
+        wrong = flannel.mode_problems(other, links, routes, peers)
+        assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
+        if plan.mode == "vxlan":
+            assert "flannel.1 exists: the vxlan backend is (or was) running, not host-gw" \
+                in wrong
+        else:
+            assert "no flannel.1 VXLAN device: not the vxlan backend" in wrong
+        # a peer whose subnet is not routed is named
+        missing = flannel.mode_problems(plan.mode, links, routes,
+                                        {**peers, "h9": ("10.0.0.9", "10.244.9.0/24")})
+        assert missing == ["no route to h9's pod subnet 10.244.9.0/24"]
