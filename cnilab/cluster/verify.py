@@ -56,3 +56,23 @@ def pod_problems(pods: dict[str, Any]) -> list[str]:
         if not_ready:
             problems.append(f"pod {name}: containers not ready: {', '.join(not_ready)}")
     return problems
+
+
+def daemonset_problems(daemonsets: dict[str, Any]) -> list[str]:
+    """``kubectl get daemonsets -o json`` -> one line per DaemonSet not ready on every
+    node it is scheduled to (or a line when none matched at all)."""
+    items = daemonsets.get("items") or []
+    if not items:
+        return ["no DaemonSet matched"]
+    problems = []
+    for item in items:
+        status = item.get("status") or {}
+        desired = int(status.get("desiredNumberScheduled") or 0)
+        ready = int(status.get("numberReady") or 0)
+        updated = int(status.get("updatedNumberScheduled") or 0)
+        where = f"{item['metadata'].get('namespace', '')}/{item['metadata']['name']}"
+        if desired == 0:
+            problems.append(f"{where}: scheduled on no node")
+        elif ready < desired or updated < desired:
+            problems.append(f"{where}: {ready}/{desired} ready, {updated} updated")
+    return problems

@@ -36,6 +36,10 @@ def cluster_problems(nodes: dict[str, Any], pods: dict[str, Any],
         verify.pod_problems(pods)
 
 
+def daemonset_problems(daemonsets: dict[str, Any]) -> list[str]:
+    return verify.daemonset_problems(daemonsets)
+
+
 class FilterModule:
     """cnilab.cluster filters."""
 
@@ -44,4 +48,5 @@ class FilterModule:
                 "kubeadm_join_config": kubeadm_join_config,
                 "kubeadm_skip_flags": kubeadm_skip_flags,
                 "containerd_config": containerd_config,
-                "cluster_problems": cluster_problems}
+                "cluster_problems": cluster_problems,
+                "daemonset_problems": daemonset_problems}

@@ -1,0 +1,60 @@
+"""Ansible filters over cnilab.cni and cnilab.manifests (logic and tests live there).
+
+They run on the controller: the pinned install file is fetched and verified there
+(versions/manifests.lock) and only the patched result travels to the control plane.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cnilab.cni import registry
+from cnilab.cni.base import ClusterNetwork, ModeOptions
+from cnilab.lab.plan import POD_CIDR
+from cnilab.manifests.render import render
+
+
+def _plain(value: Any) -> Any:
+    """Ansible hands strings over as tagged ``str`` subclasses that YAML dumpers refuse."""
+    return value.encode("utf-8").decode("utf-8") if isinstance(value, str) else value
+
+
+def cni_manifest(cni: str, mode: str, profile: str, node_ips: list[str],
+                 mtu: int | None = None, policy: bool = False,
+                 replace_kube_proxy: bool = False, from_file: str = "",
+                 pod_cidr: str = POD_CIDR) -> dict[str, Any]:
+    """The patched install file for a mode, with its provenance."""
+    network = ClusterNetwork(pod_cidr=_plain(pod_cidr),
+                             node_ips=tuple(_plain(ip) for ip in node_ips),
+                             mtu=int(mtu) if mtu not in (None, "") else None)
+    options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy))
+    rendered = render(_plain(cni), _plain(mode), _plain(profile), network,
+                      from_file=Path(_plain(from_file)) if from_file else None,
+                      options=options)
+    return {"text": rendered.text(network, "from the inventory"), "version": rendered.version,
+            "source": rendered.source, "sha256": rendered.source_sha256}
+
+
+def cni_skips_kube_proxy(cni: str, mode: str, replace_kube_proxy: bool = False) -> bool:
+    """The shared interface kubeadm_init reads: is kube-proxy's addon skipped?"""
+    module = registry.plugin(_plain(cni))
+    return bool(module.skips_kube_proxy(_plain(mode),
+                                        ModeOptions(replace_kube_proxy=bool(replace_kube_proxy))))
+
+
+def flannel_mode_problems(mode: str, links: list[dict[str, Any]],
+                          routes: list[dict[str, Any]],
+                          peers: dict[str, list[str]]) -> list[str]:
+    from cnilab.cni import flannel
+
+    return flannel.mode_problems(_plain(mode), links, routes,
+                                 {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()})
+
+
+class FilterModule:
+    """cnilab.cluster CNI filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"cni_manifest": cni_manifest, "cni_skips_kube_proxy": cni_skips_kube_proxy,
+                "flannel_mode_problems": flannel_mode_problems}

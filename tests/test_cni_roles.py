@@ -1,0 +1,74 @@
+"""CNI roles run by real Ansible on this machine in check mode (no cluster can exist
+here): the role renders the pinned manifest through the cnilab.cluster.cni_manifest
+filter on the controller, shows the file it would place, and would apply it; the
+readiness rule it waits on is tested on kubectl's JSON shape."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from cnilab.cluster.verify import daemonset_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+MINI = ROOT / "tests" / "data" / "manifests" / "flannel-mini.yml"
+
+
+def _inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump({"all": {"children": {
+        "control_plane": {"hosts": {"localhost": {
+            "ansible_connection": "local", "node_ip": "192.0.2.10",
+            "ansible_python_interpreter": sys.executable}}},
+        "workers": {"hosts": {"w1": {"ansible_host": "192.0.2.11", "node_ip": "192.0.2.11"}}},
+    }}}))
+    return path
+
+
+def test_flannel_role_dry_run_renders_and_would_apply(tmp_path: Path) -> None:
+    manifest = tmp_path / "etc" / "flannel.yaml"
+    artifacts = tmp_path / "run"
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
+         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
+         "-e", "cnilab_cni=flannel", "-e", "cnilab_cni_mode=host-gw",
+         "-e", f"cnilab_artifact_dir={artifacts}",
+         "-e", f"cni_flannel_from_file={MINI}", "-e", f"cni_flannel_manifest={manifest}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    # the diff of the file the role would place: patched for host-gw, both node IPs
+    assert '+        "Type": "host-gw"' in out
+    assert r"+        - --iface-regex=^(192\.0\.2\.10|192\.0\.2\.11)$" in out
+    assert "+# cnilab manifest: flannel v0.28.9, mode host-gw, policy off" in out
+    assert "Flannel | Apply the manifest" in out
+    assert not manifest.exists() and not artifacts.exists()       # a dry run writes nothing
+
+
+def test_cni_playbook_needs_a_plugin_and_a_mode(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "--check",
+         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml", "-e", "cnilab_cni=flannel"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    assert proc.returncode == 2
+    assert "give -e cnilab_cni=<plugin> -e cnilab_cni_mode=<mode>" in proc.stdout
+
+
+def test_daemonset_readiness_rule() -> None:
+    def ds(name: str, desired: int, ready: int, updated: int) -> dict[str, object]:
+        return {"metadata": {"name": name, "namespace": "kube-flannel"},
+                "status": {"desiredNumberScheduled": desired, "numberReady": ready,
+                           "updatedNumberScheduled": updated}}
+
+    assert daemonset_problems({"items": [ds("kube-flannel-ds", 3, 3, 3)]}) == []
+    assert daemonset_problems({"items": [ds("kube-flannel-ds", 3, 2, 3)]}) == [
+        "kube-flannel/kube-flannel-ds: 2/3 ready, 3 updated"]
+    assert daemonset_problems({"items": [ds("kube-flannel-ds-arm", 0, 0, 0)]}) == [
+        "kube-flannel/kube-flannel-ds-arm: scheduled on no node"]
+    assert daemonset_problems({"items": []}) == ["no DaemonSet matched"]
