@@ -243,14 +243,20 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 def _cmd_cluster(args: argparse.Namespace) -> int:
     from cnilab.cluster import operations
 
-    operation = operations.prepare(args.action, Path(args.inventory), args.profile,
-                                   Path(args.out) if args.out else None)
+    action = getattr(args, "action", None) or args.command
+    choice = operations.CniChoice(args.cni, args.mode, args.policy == "on",
+                                  args.replace_kube_proxy) \
+        if getattr(args, "cni", None) else None
+    operation = operations.prepare(action, Path(args.inventory), args.profile,
+                                   Path(args.out) if args.out else None, choice)
+    args.action = action
     print(f"cnilab cluster {args.action}: {len(operation.nodes)} hosts, profile "
           f"{args.profile}; record in {operation.directory}", flush=True)
-    if args.reboot and args.action != "reset":
+    if getattr(args, "reboot", False) and args.action != "reset":
         raise InputError("--reboot belongs to `cnilab cluster reset`")
     checks = operations.run(operation, skip_preflight=args.skip_preflight, quiet=args.quiet,
-                            extravars={"node_reset_reboot": True} if args.reboot else None)
+                            extravars={"node_reset_reboot": True}
+                            if getattr(args, "reboot", False) else None)
     for check in checks:
         print(check.render())
     print(operation.directory)
@@ -430,6 +436,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reset: reboot every node after the purge, then compare again")
     p.add_argument("--quiet", action="store_true", help="no Ansible progress")
     p.set_defaults(func=_cmd_cluster)
+
+    for command, text in (
+            ("deploy", "install one CNI plugin in one mode on a provisioned cluster, verify "
+                       "it is up and in that mode (DaemonSets ready, the mode's datapath on "
+                       "every node), then collect"),
+            ("switch", "move the nodes to another CNI: reset to the clean baseline, kubeadm "
+                       "init/join again, deploy the plugin, collect")):
+        p = sub.add_parser(command, help=text.split(",")[0], description=text + ".")
+        p.add_argument("--inventory", required=True, metavar="FILE")
+        p.add_argument("--cni", required=True)
+        p.add_argument("--mode", required=True)
+        p.add_argument("--policy", choices=["on", "off"], default="off")
+        p.add_argument("--replace-kube-proxy", action="store_true",
+                       help="the plugin serves Services; kubeadm skips kube-proxy (cilium)")
+        p.add_argument("--profile", default="current")
+        p.add_argument("--out", metavar="DIR", help="parent of the record directory")
+        p.add_argument("--skip-preflight", action="store_true")
+        p.add_argument("--quiet", action="store_true", help="no Ansible progress")
+        p.set_defaults(func=_cmd_cluster)
 
     p = sub.add_parser("doctor", help="check tools, versions and kernel capabilities",
                        description="Show what is installed, what the kernel supports, and what "

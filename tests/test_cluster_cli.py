@@ -189,3 +189,16 @@ def test_cluster_refuses_bad_input_and_writes_nothing(tmp_path: Path, cli: Any) 
     assert not out.exists()
     proc = cli("cluster", "collect", "--inventory", str(tmp_path / "none.yml"))
     assert proc.returncode == 2 and "no such inventory file" in proc.stderr
+
+
+def test_deploy_and_switch_refuse_what_cannot_be_deployed(tmp_path: Path, cli: Any) -> None:
+    inventory = ROOT / "inventories" / "example-baremetal" / "hosts.yml"
+    out = tmp_path / "records"
+    proc = cli("deploy", "--inventory", str(inventory), "--cni", "flannel", "--mode", "ipip",
+               "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "cnilab: --mode ipip: flannel modes are vxlan, host-gw"
+    proc = cli("switch", "--inventory", str(inventory), "--cni", "nope", "--mode", "x",
+               "--out", str(out))
+    assert proc.returncode == 2 and "real-cluster support exists for" in proc.stderr
+    assert not out.exists()

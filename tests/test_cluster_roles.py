@@ -107,3 +107,18 @@ def test_kubeadm_init_dry_run_renders_the_configuration_from_the_inventory(
     # a dry run neither initialises nor mints a join token
     assert "Kubeadm init | Create a join token for the workers" in out
     assert "abcdef" not in out
+
+
+def test_a_cni_replacing_kube_proxy_makes_kubeadm_skip_its_addon(tmp_path: Path) -> None:
+    config = tmp_path / "kubeadm-init.yaml"
+    common = ["--tags", "kubeadm_init", "-e", f"kubeadm_init_config_file={config}",
+              "-e", f"kubeadm_init_user_kubeconfig={tmp_path / 'kube' / 'config'}",
+              "-e", "cnilab_cni=cilium", "-e", "cnilab_cni_mode=native"]
+    replaced = _dry_run(tmp_path, *common, "-e", "cnilab_cni_replace_kube_proxy=true")
+    assert replaced.returncode == 0, replaced.stdout[-3000:]
+    # kubeadm v1beta4 (current profile) says it in ClusterConfiguration.proxy.disabled
+    assert "+proxy:\n+  disabled: true" in replaced.stdout
+    assert "+mode: iptables" not in replaced.stdout          # no KubeProxyConfiguration
+    kept = _dry_run(tmp_path, *common)
+    assert kept.returncode == 0 and "+mode: iptables" in kept.stdout
+    assert "disabled: true" not in kept.stdout

@@ -36,7 +36,26 @@ PLAYBOOKS = {
     "up": ("cluster.yml", "collect.yml"),
     "reset": ("reset.yml",),
     "collect": ("collect.yml",),
+    # a CNI on a provisioned cluster, and the full switch to another one
+    "deploy": ("cni.yml", "collect.yml"),
+    "switch": ("reset.yml", "cluster.yml", "cni.yml", "collect.yml"),
 }
+NEEDS_CNI = ("deploy", "switch")
+
+
+@dataclass(frozen=True)
+class CniChoice:
+    """The plugin and mode a deploy or switch installs (the shared CNI interface)."""
+
+    cni: str
+    mode: str
+    policy: bool = False
+    replace_kube_proxy: bool = False
+
+    def extravars(self) -> dict[str, Any]:
+        return {"cnilab_cni": self.cni, "cnilab_cni_mode": self.mode,
+                "cnilab_cni_policy": self.policy,
+                "cnilab_cni_replace_kube_proxy": self.replace_kube_proxy}
 
 
 @dataclass
@@ -46,13 +65,33 @@ class Operation:
     profile: str
     directory: Path
     nodes: list[Node]
+    cni: CniChoice | None = None
 
 
-def prepare(action: str, inventory: Path, profile: str, out: Path | None) -> Operation:
-    """Check the input (inventory, profile) and create the record directory; nothing
-    else is written when the input is bad."""
+def check_cni(choice: CniChoice) -> None:
+    """A plugin cnilab has a role for, in one of its modes."""
+    from cnilab.cni.registry import plugin
+
+    module = plugin(choice.cni)
+    if choice.mode not in module.modes():
+        raise InputError(f"--mode {choice.mode}: {choice.cni} modes are "
+                         f"{', '.join(module.modes())}")
+    role = paths.project_root() / "roles" / f"cni_{choice.cni.replace('-', '_')}"
+    if not role.is_dir():
+        raise InputError(f"--cni {choice.cni}: its manifest is patched (`cnilab manifest`) "
+                         f"but roles/{role.name} does not exist yet")
+
+
+def prepare(action: str, inventory: Path, profile: str, out: Path | None,
+            cni: CniChoice | None = None) -> Operation:
+    """Check the input (inventory, profile, plugin and mode) and create the record
+    directory; nothing else is written when the input is bad."""
     if action not in PLAYBOOKS:
         raise InputError(f"cluster action '{action}': one of {', '.join(PLAYBOOKS)}")
+    if action in NEEDS_CNI:
+        if cni is None:
+            raise InputError(f"cnilab {action} needs --cni and --mode")
+        check_cni(cni)
     if not inventory.is_file():
         raise InputError(f"{inventory}: no such inventory file")
     nodes = load_inventory(inventory)
@@ -68,7 +107,7 @@ def prepare(action: str, inventory: Path, profile: str, out: Path | None) -> Ope
         directory = parent / f"cluster-{action}-{time.strftime('%Y%m%dT%H%M%S')}-{suffix}"
     directory.mkdir(parents=True)
     shutil.copyfile(inventory, directory / "inventory.yml")
-    return Operation(action, inventory.resolve(), profile, directory, nodes)
+    return Operation(action, inventory.resolve(), profile, directory, nodes, cni)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -84,12 +123,13 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
     record: dict[str, Any] = {
         "action": operation.action, "inventory": str(operation.inventory),
         "profile": operation.profile, "hosts": [n.name for n in operation.nodes],
+        "cni": operation.cni.extravars() if operation.cni else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
         "playbooks": []}
     _write_json(operation.directory / "operation.json", record)
     checks: list[Check] = []
     try:
-        if operation.action == "up" and not skip_preflight:
+        if operation.action in ("up", "switch") and not skip_preflight:
             cgroup = str(load_pins().kubernetes_profiles[operation.profile].get("cgroup", "2"))
             checks = preflight(operation.nodes, cgroup_required=cgroup)
             (operation.directory / "preflight.txt").write_text(
@@ -104,6 +144,7 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
                 inventory=str(operation.inventory), progress=Progress(quiet=quiet),
                 extravars={"cnilab_profile": operation.profile,
                            "cnilab_artifact_dir": str(operation.directory),
+                           **(operation.cni.extravars() if operation.cni else {}),
                            **(extravars or {})})
             record["playbooks"].append({"playbook": playbook, "status": result.status,
                                         "changed": result.changed_count()})
