@@ -37,7 +37,7 @@ def test_flannel_role_dry_run_renders_and_would_apply(tmp_path: Path) -> None:
          "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
          "-e", "cnilab_cni=flannel", "-e", "cnilab_cni_mode=host-gw",
          "-e", f"cnilab_artifact_dir={artifacts}",
-         "-e", f"cni_flannel_from_file={MINI}", "-e", f"cni_flannel_manifest={manifest}"],
+         "-e", f"cni_flannel_from_file={MINI}", "-e", f"cni_manifest_path={manifest}"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
     out = proc.stdout
@@ -46,7 +46,7 @@ def test_flannel_role_dry_run_renders_and_would_apply(tmp_path: Path) -> None:
     assert '+        "Type": "host-gw"' in out
     assert r"+        - --iface-regex=^(192\.0\.2\.10|192\.0\.2\.11)$" in out
     assert "+# cnilab manifest: flannel v0.28.9, mode host-gw, policy off" in out
-    assert "Flannel | Apply the manifest" in out
+    assert "CNI manifest | Apply the manifest" in out
     assert not manifest.exists() and not artifacts.exists()       # a dry run writes nothing
 
 
@@ -72,3 +72,14 @@ def test_daemonset_readiness_rule() -> None:
     assert daemonset_problems({"items": [ds("kube-flannel-ds-arm", 0, 0, 0)]}) == [
         "kube-flannel/kube-flannel-ds-arm: scheduled on no node"]
     assert daemonset_problems({"items": []}) == ["no DaemonSet matched"]
+
+
+def test_node_peers_pairs_inventory_ips_with_pod_subnets() -> None:
+    from cnilab.cluster.verify import node_peers
+
+    nodes = {"items": [{"metadata": {"name": "cp1"}, "spec": {"podCIDR": "10.244.0.0/24"}},
+                       {"metadata": {"name": "w1"}, "spec": {"podCIDR": "10.244.1.0/24"}},
+                       {"metadata": {"name": "w2"}, "spec": {}}]}
+    ips = {"cp1": "192.0.2.10", "w1": "192.0.2.11", "w2": "192.0.2.12"}
+    assert node_peers(nodes, ips, "cp1") == {"w1": ["192.0.2.11", "10.244.1.0/24"],
+                                             "w2": ["192.0.2.12", ""]}

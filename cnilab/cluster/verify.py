@@ -76,3 +76,12 @@ def daemonset_problems(daemonsets: dict[str, Any]) -> list[str]:
         elif ready < desired or updated < desired:
             problems.append(f"{where}: {ready}/{desired} ready, {updated} updated")
     return problems
+
+
+def node_peers(nodes: dict[str, Any], node_ips: dict[str, str], me: str) -> dict[str, list[str]]:
+    """``kubectl get nodes -o json`` + the inventory's node_ip per host -> every other
+    node's [node_ip, podCIDR] (what a mode check compares a node's routes with)."""
+    cidrs = {item["metadata"]["name"]: (item.get("spec") or {}).get("podCIDR", "")
+             for item in nodes.get("items") or []}
+    return {name: [ip, cidrs.get(name, "")] for name, ip in sorted(node_ips.items())
+            if name != me}

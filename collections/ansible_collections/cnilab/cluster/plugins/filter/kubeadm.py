@@ -40,6 +40,10 @@ def daemonset_problems(daemonsets: dict[str, Any]) -> list[str]:
     return verify.daemonset_problems(daemonsets)
 
 
+def node_peers(nodes: dict[str, Any], node_ips: dict[str, str], me: str) -> dict[str, list[str]]:
+    return verify.node_peers(nodes, {str(k): _plain(v) for k, v in node_ips.items()}, _plain(me))
+
+
 class FilterModule:
     """cnilab.cluster filters."""
 
@@ -49,4 +53,5 @@ class FilterModule:
                 "kubeadm_skip_flags": kubeadm_skip_flags,
                 "containerd_config": containerd_config,
                 "cluster_problems": cluster_problems,
-                "daemonset_problems": daemonset_problems}
+                "daemonset_problems": daemonset_problems,
+                "node_peers": node_peers}
