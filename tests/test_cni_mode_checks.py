@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cnilab.cni import flannel
+from cnilab.cni import calico, flannel
 from cnilab.lab import core, sh
 from cnilab.lab.plan import LabPlan, make_plan
 
@@ -52,3 +52,37 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
         missing = flannel.mode_problems(plan.mode, links, routes,
                                         {**peers, "h9": ("10.0.0.9", "10.244.9.0/24")})
         assert missing == ["no route to h9's pod subnet 10.244.9.0/24"]
+
+
+@pytest.fixture(params=["bgp", "vxlan"])
+def calico_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
+    plan = make_plan("calico", request.param)
+    core.preflight(plan)
+    core.ensure_hosts(plan)
+    core.ensure_datapath(plan)
+    core.ensure_pods(plan)            # Calico routes pod blocks once pods exist
+    yield plan
+    core.down()
+
+
+def test_calico_mode_check_on_the_built_datapath(calico_lab: LabPlan) -> None:
+    plan = calico_lab
+    node_ips = [h.underlay_ip for h in plan.hosts]
+    other = {"bgp": "vxlan", "vxlan": "bgp"}[plan.mode]
+    for host in plan.hosts:
+        links = _ip_json(host.netns, "-d", "link", "show")
+        routes = _ip_json(host.netns, "route", "show")
+        remote = [r for r in routes if str(r.get("dst", "")).startswith("10.244.")
+                  and not str(r.get("dev", "")).startswith("cali")
+                  and r.get("type") != "blackhole"]
+        assert remote, f"{host.name}: no remote pod routes to judge"
+        assert calico.mode_problems(plan.mode, links, routes, plan.pod_cidr, node_ips) == [], \
+            host.name
+        wrong = calico.mode_problems(other, links, routes, plan.pod_cidr, node_ips)
+        assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
+        if plan.mode == "bgp":
+            assert "no vxlan.calico device: not Calico's VXLAN mode" in wrong
+        else:
+            assert any("encapsulated, not plain BGP" in p for p in wrong)
+        assert any("no tunl0 device" in p for p in
+                   calico.mode_problems("ipip", links, routes, plan.pod_cidr, node_ips))

@@ -83,3 +83,27 @@ def test_node_peers_pairs_inventory_ips_with_pod_subnets() -> None:
     ips = {"cp1": "192.0.2.10", "w1": "192.0.2.11", "w2": "192.0.2.12"}
     assert node_peers(nodes, ips, "cp1") == {"w1": ["192.0.2.11", "10.244.1.0/24"],
                                              "w2": ["192.0.2.12", ""]}
+
+
+def test_calico_role_dry_run_renders_the_mode(tmp_path: Path) -> None:
+    import pytest
+
+    upstream = ROOT.parent / "shared" / "fixtures" / "upstream" / "calico" / "v3.32.1" / \
+        "calico.yaml"
+    if not upstream.exists():
+        pytest.skip("upstream fixture calico/v3.32.1/calico.yaml absent (../shared)")
+    manifest = tmp_path / "etc" / "calico.yaml"
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
+         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
+         "-e", "cnilab_cni=calico", "-e", "cnilab_cni_mode=vxlan",
+         "-e", f"cni_calico_from_file={upstream}", "-e", f"cni_manifest_path={manifest}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        # calico.yaml is 350 kB: show its whole diff
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+             "ANSIBLE_MAX_DIFF_SIZE": "2000000"})
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    assert "+  calico_backend: vxlan" in out
+    assert "+          value: cidr=192.0.2.10/32,192.0.2.11/32" in out
+    assert "CNI manifest | Apply the manifest" in out and not manifest.exists()

@@ -18,6 +18,9 @@ study means NetworkPolicy objects exist, which the benchmark applies, not the in
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Any
+
 from cnilab.cni.base import (
     DEFAULT_OPTIONS,
     ClusterNetwork,
@@ -76,3 +79,52 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
             if command:
                 command[:] = [c for c in command if c not in BIRD_CHECKS]
     return documents
+
+
+# the device each mode carries remote pod traffic over (None: the node NIC, BGP-learned)
+TUNNEL_DEVICE = {"bgp": None, "ipip": "tunl0", "vxlan": "vxlan.calico"}
+VXLAN = {"id": 4096, "port": 4789}
+
+
+def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                  pod_cidr: str, node_ips: list[str]) -> list[str]:
+    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+    ``ip -j route``: the tunnel device the mode needs (and not the others'), and every
+    route to a remote pod block through that device (BGP: via a peer's node_ip, learned
+    by BIRD). Calico allocates /26 blocks as pods appear, so a node may have no remote
+    routes yet; those it has must all take the mode's path."""
+    problems = []
+    names = {link.get("ifname"): link for link in links}
+    expected = TUNNEL_DEVICE[mode]
+    vxlan = names.get("vxlan.calico")
+    if mode == "vxlan":
+        info = ((vxlan or {}).get("linkinfo") or {}).get("info_data") or {}
+        if vxlan is None:
+            problems.append("no vxlan.calico device: not Calico's VXLAN mode")
+        elif (info.get("id"), info.get("port")) != (VXLAN["id"], VXLAN["port"]):
+            problems.append(f"vxlan.calico has VNI {info.get('id')} port {info.get('port')}, "
+                            "Calico uses VNI 4096, UDP 4789")
+    elif vxlan is not None:
+        problems.append(f"vxlan.calico exists: the VXLAN mode is (or was) running, not {mode}")
+    if mode == "ipip" and "tunl0" not in names:
+        problems.append("no tunl0 device: not Calico's IP-in-IP mode")
+    pods = ipaddress.IPv4Network(pod_cidr)
+    for route in routes:
+        dst = str(route.get("dst", ""))
+        dev = str(route.get("dev", ""))
+        if "/" not in dst or route.get("type") == "blackhole" or dev.startswith("cali"):
+            continue
+        try:
+            if not ipaddress.IPv4Network(dst, strict=False).subnet_of(pods):
+                continue
+        except (ValueError, TypeError):
+            continue
+        if expected is not None and dev != expected:
+            problems.append(f"{dst} goes via {dev}, not {expected}: not Calico {mode}")
+        elif expected is None:
+            if dev in ("tunl0", "vxlan.calico"):
+                problems.append(f"{dst} goes via {dev}: encapsulated, not plain BGP")
+            elif route.get("gateway") not in node_ips or route.get("protocol") != "bird":
+                problems.append(f"{dst} via {route.get('gateway')} (proto "
+                                f"{route.get('protocol')}) is not a BGP route to a peer node")
+    return problems

@@ -52,9 +52,18 @@ def flannel_mode_problems(mode: str, links: list[dict[str, Any]],
                                  {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()})
 
 
+def calico_mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                         pod_cidr: str, node_ips: list[str]) -> list[str]:
+    from cnilab.cni import calico
+
+    return calico.mode_problems(_plain(mode), links, routes, _plain(pod_cidr),
+                                [_plain(ip) for ip in node_ips])
+
+
 class FilterModule:
     """cnilab.cluster CNI filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"cni_manifest": cni_manifest, "cni_skips_kube_proxy": cni_skips_kube_proxy,
-                "flannel_mode_problems": flannel_mode_problems}
+                "flannel_mode_problems": flannel_mode_problems,
+                "calico_mode_problems": calico_mode_problems}
