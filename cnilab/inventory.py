@@ -176,6 +176,26 @@ def write_vagrant_inventory(ssh_config_file: Path | None = None) -> Path:
                            "regenerate after `vagrant up`.")
 
 
+def grouped_inventory(hosts: dict[str, dict[str, Any]], control_plane: str | None,
+                      source: str) -> dict[str, Any]:
+    """cnilab's inventory shape from per-host entries: ``control_plane`` (the named host,
+    else the first) and every other host a worker. Generators share it."""
+    names = list(hosts)
+    if len(names) < 2:
+        raise InputError(f"{source}: {len(names)} host(s); cnilab needs a control plane and "
+                         "at least one worker")
+    leader = control_plane or names[0]
+    if leader not in hosts:
+        raise InputError(f"{source}: --control-plane {leader}: no such host "
+                         f"({', '.join(names)})")
+    return {"all": {
+        "vars": {"ansible_become": True},
+        "children": {
+            "control_plane": {"hosts": {leader: hosts[leader]}},
+            "workers": {"hosts": {n: e for n, e in hosts.items() if n != leader}},
+        }}}
+
+
 def write_inventory(inventory: dict[str, Any], out: Path, origin: str) -> Path:
     """Write a generated inventory atomically, after it passed our own validation (a
     generator bug must not leave a half-valid file where the old one was)."""

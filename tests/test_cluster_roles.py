@@ -54,7 +54,7 @@ def test_os_prep_dry_run_plans_the_expected_changes(tmp_path: Path) -> None:
 def test_every_download_has_a_recorded_sha256() -> None:
     for profile, sums in PINS["checksums"].items():
         assert set(sums) == {"containerd", "runc", "crictl", "cni_plugins", "kubeadm", "kubelet",
-                             "kubectl"}, profile
+                             "kubectl", "helm"}, profile
         for name, value in sums.items():
             assert re.fullmatch(r"[0-9a-f]{64}", str(value)), (profile, name, value)
     raw = (ROOT / "versions" / "kubernetes.yml").read_text()

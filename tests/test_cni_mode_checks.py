@@ -11,11 +11,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from cnilab.cni import calico, flannel
+from cnilab.cni import calico, cilium, flannel, kube_router, weave
 from cnilab.lab import core, sh
 from cnilab.lab.plan import LabPlan, make_plan
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+def _built(cni: str, mode: str, pods: bool) -> Iterator[LabPlan]:
+    """A lab datapath built for real (with pods where the plugin routes pod blocks only
+    once pods exist), torn down after the test."""
+    plan = make_plan(cni, mode)
+    core.preflight(plan)
+    core.ensure_hosts(plan)
+    core.ensure_datapath(plan)
+    if pods:
+        core.ensure_pods(plan)
+    yield plan
+    core.down()
 
 
 def _ip_json(netns: str, *args: str) -> list[dict[str, object]]:
@@ -25,12 +38,7 @@ def _ip_json(netns: str, *args: str) -> list[dict[str, object]]:
 
 @pytest.fixture(params=["vxlan", "host-gw"])
 def flannel_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
-    plan = make_plan("flannel", request.param)
-    core.preflight(plan)
-    core.ensure_hosts(plan)
-    core.ensure_datapath(plan)
-    yield plan
-    core.down()
+    yield from _built("flannel", request.param, pods=False)
 
 
 def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
@@ -56,13 +64,7 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
 
 @pytest.fixture(params=["bgp", "vxlan"])
 def calico_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
-    plan = make_plan("calico", request.param)
-    core.preflight(plan)
-    core.ensure_hosts(plan)
-    core.ensure_datapath(plan)
-    core.ensure_pods(plan)            # Calico routes pod blocks once pods exist
-    yield plan
-    core.down()
+    yield from _built("calico", request.param, pods=True)
 
 
 def test_calico_mode_check_on_the_built_datapath(calico_lab: LabPlan) -> None:
@@ -86,3 +88,33 @@ def test_calico_mode_check_on_the_built_datapath(calico_lab: LabPlan) -> None:
             assert any("encapsulated, not plain BGP" in p for p in wrong)
         assert any("no tunl0 device" in p for p in
                    calico.mode_problems("ipip", links, routes, plan.pod_cidr, node_ips))
+
+
+@pytest.fixture(params=[("kube-router", "bgp"), ("weave", "fastdp"), ("cilium", "vxlan"),
+                        ("cilium", "native")])
+def other_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
+    yield from _built(*request.param, pods=True)
+
+
+def test_kube_router_weave_and_cilium_mode_checks_on_the_built_datapath(
+        other_lab: LabPlan) -> None:
+    plan = other_lab
+    for host in plan.hosts:
+        links = _ip_json(host.netns, "-d", "link", "show")
+        routes = _ip_json(host.netns, "route", "show")
+        if plan.cni == "cilium":
+            peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
+            other = {"vxlan": "native", "native": "vxlan"}[plan.mode]
+            assert cilium.mode_problems(plan.mode, links, routes, peers) == [], host.name
+            wrong = cilium.mode_problems(other, links, routes, peers)
+            assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
+        elif plan.cni == "kube-router":
+            peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
+            assert kube_router.mode_problems("bgp", links, routes, peers) == [], host.name
+            assert kube_router.mode_problems("overlay-subnet", links, routes, peers) == []
+            wrong = kube_router.mode_problems("overlay-full", links, routes, peers)
+            assert wrong and all("not kube-router overlay-full" in p for p in wrong)
+        else:
+            assert weave.mode_problems("fastdp", links, routes, plan.pod_cidr) == [], host.name
+            assert weave.mode_problems("sleeve", links, routes, plan.pod_cidr) == [
+                "vxlan-6784 exists: fast datapath is (or was) running, not sleeve"]

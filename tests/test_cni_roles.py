@@ -107,3 +107,29 @@ def test_calico_role_dry_run_renders_the_mode(tmp_path: Path) -> None:
     assert "+  calico_backend: vxlan" in out
     assert "+          value: cidr=192.0.2.10/32,192.0.2.11/32" in out
     assert "CNI manifest | Apply the manifest" in out and not manifest.exists()
+
+
+def test_kube_router_and_weave_roles_dry_run(tmp_path: Path) -> None:
+    import pytest
+
+    upstream = ROOT.parent / "shared" / "fixtures" / "upstream"
+    cases = [("kube-router", "bgp", "current", "kube-router/v2.11.1/kubeadm-kuberouter.yaml",
+              ["+        - --run-firewall=true", "+        - --enable-overlay=false"]),
+             ("weave", "sleeve", "paper-2020", "weave/v2.6.5/weave-daemonset-k8s-1.11.yaml",
+              ["+        - name: WEAVE_NO_FASTDP", "+        image: weaveworks/weave-npc:2.6.5"])]
+    for cni, mode, profile, relative, expected in cases:
+        if not (upstream / relative).exists():
+            pytest.skip(f"upstream fixture {relative} absent (../shared)")
+        role = cni.replace("-", "_")
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
+             "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
+             "-e", f"cnilab_cni={cni}", "-e", f"cnilab_cni_mode={mode}",
+             "-e", "cnilab_cni_policy=true", "-e", f"cnilab_profile={profile}",
+             "-e", f"cni_{role}_from_file={upstream / relative}",
+             "-e", f"cni_manifest_path={tmp_path / (cni + '.yaml')}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        for line in expected:
+            assert line in proc.stdout, (cni, line, proc.stdout[-4000:])

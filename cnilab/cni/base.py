@@ -36,6 +36,17 @@ class ModeOptions:
 DEFAULT_OPTIONS = ModeOptions()
 
 
+def require_mode(plugin: str, mode: str, modes: tuple[str, ...] | dict[str, Any],
+                 options: ModeOptions, replaces_kube_proxy: bool = False) -> None:
+    """The common refusals: a mode the plugin does not have, or kube-proxy replacement
+    asked of a plugin (or chart) that does not offer it here."""
+    if mode not in modes:
+        raise InputError(f"{plugin} mode '{mode}': one of {', '.join(modes)}")
+    if options.replace_kube_proxy and not replaces_kube_proxy:
+        raise InputError(f"{plugin}: kube-proxy replacement is not a mode of the study "
+                         "for this plugin")
+
+
 def env_list(container: Document) -> list[Document]:
     """A container's env list (created when upstream has none)."""
     env = container.get("env")

@@ -28,6 +28,7 @@ from cnilab.cni.base import (
     ModeOptions,
     containers,
     find,
+    require_mode,
     set_env,
 )
 from cnilab.errors import InputError
@@ -50,11 +51,7 @@ def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
 
 def patch(documents: list[Document], mode: str, network: ClusterNetwork,
           version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    if mode not in MODES:
-        raise InputError(f"calico mode '{mode}': one of {', '.join(MODES)}")
-    if options.replace_kube_proxy:
-        raise InputError("calico's eBPF dataplane (kube-proxy replacement) is not a mode of "
-                         "the study")
+    require_mode(name, mode, MODES, options)
     where = f"calico.yaml {version}"
     backend, ipip, vxlan = MODES[mode]
     config = find(documents, "ConfigMap", "calico-config", where)

@@ -101,3 +101,26 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
     if len(documents) != 1:
         raise InputError(f"cilium {version}: expected the chart's values.yaml (one document)")
     return [overrides(mode, network, version, options)]
+
+
+def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                  peers: dict[str, tuple[str, str]]) -> list[str]:
+    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+    ``ip -j route``: Cilium's ``cilium_host`` always; ``cilium_vxlan`` in tunnel mode
+    and not in native routing, where each peer's pod subnet must instead be routed via
+    the peer's node_ip (autoDirectNodeRoutes)."""
+    problems = []
+    names = {link.get("ifname") for link in links}
+    if "cilium_host" not in names:
+        problems.append("no cilium_host device: the Cilium agent has not set up this node")
+    if mode == "vxlan" and "cilium_vxlan" not in names:
+        problems.append("no cilium_vxlan device: not Cilium's VXLAN tunnel mode")
+    if mode == "native":
+        if "cilium_vxlan" in names:
+            problems.append("cilium_vxlan exists: tunnel mode is (or was) running, not native")
+        for peer, (node_ip, pod_cidr) in sorted(peers.items()):
+            route = next((r for r in routes if r.get("dst") == pod_cidr), None)
+            if route is None or route.get("gateway") != node_ip:
+                problems.append(f"{pod_cidr} ({peer}) is not routed via {peer}'s node_ip "
+                                f"{node_ip}: not native routing with direct node routes")
+    return problems

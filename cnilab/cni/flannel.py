@@ -24,6 +24,7 @@ from cnilab.cni.base import (
     ModeOptions,
     containers,
     find,
+    require_mode,
 )
 from cnilab.errors import InputError
 
@@ -42,11 +43,9 @@ def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
 
 def patch(documents: list[Document], mode: str, network: ClusterNetwork,
           version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    if mode not in BACKENDS:
-        raise InputError(f"flannel mode '{mode}': one of {', '.join(BACKENDS)}")
-    if options.policy or options.replace_kube_proxy:
-        raise InputError("flannel enforces no network policy and does not replace "
-                         "kube-proxy")
+    require_mode(name, mode, BACKENDS, options)
+    if options.policy:
+        raise InputError("flannel enforces no network policy")
     where = f"kube-flannel.yml {version}"
     config = find(documents, "ConfigMap", CONFIGMAP, where)
     net_conf = json.loads(config["data"]["net-conf.json"])

@@ -16,6 +16,7 @@ release tag and pulls IfNotPresent.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cnilab.cni.base import (
     DEFAULT_OPTIONS,
@@ -24,6 +25,7 @@ from cnilab.cni.base import (
     ModeOptions,
     containers,
     find,
+    require_mode,
     set_flag,
 )
 from cnilab.errors import InputError
@@ -49,11 +51,7 @@ def _auto_mtu_flag(version: str) -> bool:
 
 def patch(documents: list[Document], mode: str, network: ClusterNetwork,
           version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    if mode not in OVERLAY:
-        raise InputError(f"kube-router mode '{mode}': one of {', '.join(OVERLAY)}")
-    if options.replace_kube_proxy:
-        raise InputError("kube-router as the service proxy needs IPVS and the "
-                         "all-features manifest; not a mode of the study")
+    require_mode(name, mode, OVERLAY, options)
     where = f"kubeadm-kuberouter.yaml {version}"
     daemonset = find(documents, "DaemonSet", "kube-router", where)
     agents = [c for c in containers(daemonset, "kube-router") if "args" in c]
@@ -91,3 +89,29 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
             container["image"] = f"{IMAGE}:{version}"
             container["imagePullPolicy"] = "IfNotPresent"
     return documents
+
+
+def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                  peers: dict[str, tuple[str, str]]) -> list[str]:
+    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+    ``ip -j route``; ``peers`` maps every other node to (node_ip, podCIDR). Pods hang on
+    the kube-bridge bridge; each peer's pod subnet is routed via the peer's node_ip
+    (BGP, no overlay), through an IP-in-IP ``tun-*`` device (overlay full), or either
+    (overlay subnet: tunnels only to nodes in other subnets)."""
+    problems = []
+    names = {link.get("ifname") for link in links}
+    if "kube-bridge" not in names:
+        problems.append("no kube-bridge bridge: pods are not attached by kube-router")
+    for peer, (node_ip, pod_cidr) in sorted(peers.items()):
+        route = next((r for r in routes if r.get("dst") == pod_cidr), None)
+        if route is None:
+            problems.append(f"no route to {peer}'s pod subnet {pod_cidr}")
+            continue
+        direct = route.get("gateway") == node_ip and not str(route.get("dev", "")).startswith(
+            "tun-")
+        tunnel = str(route.get("dev", "")).startswith("tun-")
+        allowed = {"bgp": direct, "overlay-full": tunnel, "overlay-subnet": direct or tunnel}
+        if not allowed[mode]:
+            problems.append(f"{pod_cidr} ({peer}) goes via {route.get('gateway') or '-'} dev "
+                            f"{route.get('dev')}: not kube-router {mode}")
+    return problems

@@ -15,6 +15,8 @@ structurally. Policy off removes the ``weave-npc`` container (its policy control
 
 from __future__ import annotations
 
+from typing import Any
+
 from cnilab.cni.base import (
     DEFAULT_OPTIONS,
     ClusterNetwork,
@@ -22,6 +24,7 @@ from cnilab.cni.base import (
     ModeOptions,
     containers,
     find,
+    require_mode,
     set_env,
 )
 from cnilab.errors import InputError
@@ -41,10 +44,7 @@ def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
 
 def patch(documents: list[Document], mode: str, network: ClusterNetwork,
           version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    if mode not in MODES:
-        raise InputError(f"weave mode '{mode}': one of {', '.join(MODES)}")
-    if options.replace_kube_proxy:
-        raise InputError("weave does not replace kube-proxy")
+    require_mode(name, mode, MODES, options)
     where = f"weave-daemonset-k8s-1.11.yaml {version}"
     daemonset = find(documents, "DaemonSet", "weave-net", where)
     weave = [c for c in containers(daemonset, "weave")]
@@ -71,3 +71,32 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
             container["image"] = f"{repository}:{release}"
             container.pop("imagePullPolicy", None)
     return documents
+
+
+FASTDP_PORT = 6784
+
+
+def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                  pod_cidr: str) -> list[str]:
+    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+    ``ip -j route``. Weave is one L2 network: the pod CIDR is routed onto the ``weave``
+    bridge; fast datapath adds the ``vxlan-6784`` VXLAN vport (UDP 6784) next to the OVS
+    ``datapath``, sleeve has no VXLAN device (encapsulation happens in the router)."""
+    problems = []
+    by_name = {link.get("ifname"): link for link in links}
+    if "weave" not in by_name:
+        problems.append("no weave bridge: weave is not running on this node")
+    vxlan = by_name.get("vxlan-6784")
+    if mode == "fastdp":
+        port = (((vxlan or {}).get("linkinfo") or {}).get("info_data") or {}).get("port")
+        if vxlan is None:
+            problems.append("no vxlan-6784 device: weave fell back to sleeve (fast datapath "
+                            "needs the kernel's openvswitch module)")
+        elif port != FASTDP_PORT:
+            problems.append(f"vxlan-6784 uses UDP {port}, fast datapath uses {FASTDP_PORT}")
+    elif vxlan is not None:
+        problems.append("vxlan-6784 exists: fast datapath is (or was) running, not sleeve")
+    route = next((r for r in routes if r.get("dst") == pod_cidr), None)
+    if route is None or route.get("dev") != "weave":
+        problems.append(f"the pod CIDR {pod_cidr} is not routed onto the weave bridge")
+    return problems

@@ -60,6 +60,11 @@ def _download(url: str) -> bytes:
         return data
 
 
+def cached_path(url: str, cache_dir: Path) -> Path:
+    """Where ``fetch`` keeps a URL's verified bytes."""
+    return cache_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def fetch(url: str, *, cache_dir: Path, lock: Path | None = None,
           opener: Opener = _download) -> tuple[bytes, str, bool]:
     """(bytes, sha256, newly recorded) of a pinned URL. A cached copy is used when its
@@ -67,7 +72,7 @@ def fetch(url: str, *, cache_dir: Path, lock: Path | None = None,
     lock = lock or lock_path()
     entries = read_lock(lock)
     recorded = entries.get(url)
-    cached = cache_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
+    cached = cached_path(url, cache_dir)
     if recorded and cached.exists():
         data = cached.read_bytes()
         if hashlib.sha256(data).hexdigest() == recorded:

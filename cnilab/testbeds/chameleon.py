@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cnilab.errors import InputError
+from cnilab.inventory import grouped_inventory
 
 DEFAULT_USER = "cc"
 
@@ -108,15 +109,8 @@ def chameleon_inventory(data: Any, source: str, network: str | None = None,
                         ) -> dict[str, Any]:
     servers = sorted((s for s in parse_servers(data, source)
                       if prefix is None or s.name.startswith(prefix)), key=lambda s: s.name)
-    if len(servers) < 2:
-        raise InputError(f"{source}: {len(servers)} server(s)"
-                         f"{f' named {prefix}*' if prefix else ''}; cnilab needs a control "
-                         "plane and at least one worker")
-    names = [s.name for s in servers]
-    leader = control_plane or names[0]
-    if leader not in names:
-        raise InputError(f"{source}: --control-plane {leader}: no such server "
-                         f"({', '.join(names)})")
+    if not servers:
+        raise InputError(f"{source}: no server named {prefix}*")
 
     def host(server: Server) -> dict[str, Any]:
         node_ip, management = _addresses_of(server, network, source)
@@ -126,12 +120,8 @@ def chameleon_inventory(data: Any, source: str, network: str | None = None,
             entry["ansible_ssh_private_key_file"] = key_file
         return entry
 
-    return {"all": {
-        "vars": {"ansible_become": True},
-        "children": {
-            "control_plane": {"hosts": {s.name: host(s) for s in servers if s.name == leader}},
-            "workers": {"hosts": {s.name: host(s) for s in servers if s.name != leader}},
-        }}}
+    where = f"{source}{f' (servers named {prefix}*)' if prefix else ''}"
+    return grouped_inventory({s.name: host(s) for s in servers}, control_plane, where)
 
 
 def load_server_list(path: Path | None) -> tuple[Any, str]:

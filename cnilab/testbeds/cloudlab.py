@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cnilab.errors import InputError
+from cnilab.inventory import grouped_inventory
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,6 @@ def cloudlab_inventory(text: str, source: str, user: str | None = None,
                        control_plane: str | None = None, lan: str | None = None,
                        key_file: str | None = None) -> dict[str, Any]:
     nodes = parse_manifest(text, source)
-    if len(nodes) < 2:
-        raise InputError(f"{source}: {len(nodes)} node; cnilab needs a control plane and at "
-                         "least one worker")
-    names = [n.name for n in nodes]
-    leader = control_plane or names[0]
-    if leader not in names:
-        raise InputError(f"{source}: --control-plane {leader}: no such node "
-                         f"({', '.join(names)})")
 
     def host(node: ManifestNode) -> dict[str, Any]:
         if not node.logins:
@@ -101,12 +94,7 @@ def cloudlab_inventory(text: str, source: str, user: str | None = None,
             entry["ansible_ssh_private_key_file"] = key_file
         return entry
 
-    return {"all": {
-        "vars": {"ansible_become": True},
-        "children": {
-            "control_plane": {"hosts": {n.name: host(n) for n in nodes if n.name == leader}},
-            "workers": {"hosts": {n.name: host(n) for n in nodes if n.name != leader}},
-        }}}
+    return grouped_inventory({n.name: host(n) for n in nodes}, control_plane, source)
 
 
 def read_manifest(path: Path) -> str:

@@ -36,6 +36,20 @@ def cni_manifest(cni: str, mode: str, profile: str, node_ips: list[str],
             "source": rendered.source, "sha256": rendered.source_sha256}
 
 
+def cni_chart(cni: str, profile: str) -> dict[str, str]:
+    """The plugin's pinned Helm chart archive, fetched and verified on the controller
+    (versions/manifests.lock): its local path, version and sha256."""
+    from cnilab import paths
+    from cnilab.manifests import lock
+    from cnilab.manifests.render import release
+
+    version, url = release(_plain(cni), _plain(profile))
+    cache = paths.project_root() / ".cache" / "manifests"
+    _, digest, _ = lock.fetch(url, cache_dir=cache)
+    return {"path": str(lock.cached_path(url, cache)), "version": version, "url": url,
+            "sha256": digest}
+
+
 def cni_skips_kube_proxy(cni: str, mode: str, replace_kube_proxy: bool = False) -> bool:
     """The shared interface kubeadm_init reads: is kube-proxy's addon skipped?"""
     module = registry.plugin(_plain(cni))
@@ -60,10 +74,38 @@ def calico_mode_problems(mode: str, links: list[dict[str, Any]], routes: list[di
                                 [_plain(ip) for ip in node_ips])
 
 
+def kube_router_mode_problems(mode: str, links: list[dict[str, Any]],
+                              routes: list[dict[str, Any]],
+                              peers: dict[str, list[str]]) -> list[str]:
+    from cnilab.cni import kube_router
+
+    return kube_router.mode_problems(_plain(mode), links, routes,
+                                     {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()})
+
+
+def weave_mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                        pod_cidr: str) -> list[str]:
+    from cnilab.cni import weave
+
+    return weave.mode_problems(_plain(mode), links, routes, _plain(pod_cidr))
+
+
+def cilium_mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                         peers: dict[str, list[str]]) -> list[str]:
+    from cnilab.cni import cilium
+
+    return cilium.mode_problems(_plain(mode), links, routes,
+                                {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()})
+
+
 class FilterModule:
     """cnilab.cluster CNI filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"cni_manifest": cni_manifest, "cni_skips_kube_proxy": cni_skips_kube_proxy,
+                "cni_chart": cni_chart,
                 "flannel_mode_problems": flannel_mode_problems,
-                "calico_mode_problems": calico_mode_problems}
+                "calico_mode_problems": calico_mode_problems,
+                "kube_router_mode_problems": kube_router_mode_problems,
+                "weave_mode_problems": weave_mode_problems,
+                "cilium_mode_problems": cilium_mode_problems}
