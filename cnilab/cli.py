@@ -125,7 +125,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     if args.lab != "netns" or args.inventory:
         raise InputError("cnilab reproduce: real-cluster runs (--lab vagrant, --inventory) "
-                         "are not available yet; use --lab netns")
+                         "are not available yet (clusters and CNIs are: `cnilab cluster up`, "
+                         "`cnilab deploy`; the benchmark engine through Kubernetes is not); "
+                         "use --lab netns")
     given = Path(args.study)
     spec = given if given.suffix in (".yaml", ".yml") else \
         paths.project_root() / "experiments" / f"{args.study}.yaml"

@@ -67,3 +67,22 @@ def test_unverified_sources_are_refused(nodes: SshNodes, tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "versions/tools.yml: tools.netperf.source needs url and sha256" in proc.stdout
     assert "Fetch the release sources" not in proc.stdout.split("fatal")[0]
+
+
+def test_os_prep_dry_run_over_ssh_plans_each_node(nodes: SshNodes, tmp_path: Path) -> None:
+    """os_prep in check mode on every emulated node: the sysctls, modules and files it
+    would set are planned per node over SSH and nothing is written (the kernel and
+    packages are this machine's, so only a dry run is honest here)."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
+         "-i", str(nodes.inventory(tmp_path / "hosts.yml")), "playbooks/cluster.yml",
+         "--tags", "os_prep", "-e", "os_prep_time_service=''",
+         "-e", "cnilab_profile=paper-2020"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.count("+net.ipv4.ip_forward = 1") == 2        # one diff per node
+    assert "cp1" in proc.stdout and "w1" in proc.stdout
+    for node in nodes.nodes:
+        assert not node.path("/etc/sysctl.d/90-cnilab.conf").exists()
+        assert not node.path("/etc/modules-load.d/90-cnilab.conf").exists()

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cnilab.bench.engine import Measurement, measure
 from cnilab.bench.executor import Completed, Endpoint, ExecutorError
@@ -139,3 +140,24 @@ def test_server_that_cannot_start_is_an_executor_error(lab: LabPlan) -> None:
                                             "--port", "5201"])
     with pytest.raises(ExecutorError, match="exited before listening on port 5201"):
         executor.wait_listening(handle, 5201, timeout_s=5)
+
+
+@pytest.mark.parametrize("host_network", [False, True])
+def test_bench_manifests_validate_strictly_for_the_pinned_kubernetes(host_network: bool) -> None:
+    """The pods and Service the Kubernetes executor creates are valid objects for the
+    pinned Kubernetes minor (offline schemas, unknown fields rejected)."""
+    import kubernetes_validate
+
+    from cnilab.bench.kube import bench_pod, bench_service
+
+    pins = yaml.safe_load((Path(__file__).resolve().parent.parent / "versions" /
+                            "kubernetes.yml").read_text())["profiles"]["current"]
+    version = ".".join(pins["kubernetes"].split(".")[:2]) + ".0"
+    pod = bench_pod("cnilab-srv", "w1", "registry.example/bench@sha256:" + "0" * 64,
+                    host_network=host_network)
+    kubernetes_validate.validate(pod, version, strict=True)
+    kubernetes_validate.validate(bench_service("cnilab-svc", "cnilab-srv"), version,
+                                 strict=True)
+    broken = {**pod, "spec": {**pod["spec"], "nodename": "w1"}}     # a misspelt field
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
