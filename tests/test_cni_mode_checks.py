@@ -48,8 +48,9 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
         links = _ip_json(host.netns, "-d", "link", "show")
         routes = _ip_json(host.netns, "route", "show")
         peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
-        assert flannel.mode_problems(plan.mode, links, routes, peers) == [], host.name
-        wrong = flannel.mode_problems(other, links, routes, peers)
+        assert flannel.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
+            host.name
+        wrong = flannel.mode_problems(other, links, routes, peers, plan.pod_cidr)
         assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
         if plan.mode == "vxlan":
             assert "flannel.1 exists: the vxlan backend is (or was) running, not host-gw" \
@@ -58,7 +59,8 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
             assert "no flannel.1 VXLAN device: not the vxlan backend" in wrong
         # a peer whose subnet is not routed is named
         missing = flannel.mode_problems(plan.mode, links, routes,
-                                        {**peers, "h9": ("10.0.0.9", "10.244.9.0/24")})
+                                        {**peers, "h9": ("10.0.0.9", "10.244.9.0/24")},
+                                        plan.pod_cidr)
         assert missing == ["no route to h9's pod subnet 10.244.9.0/24"]
 
 
@@ -69,25 +71,25 @@ def calico_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabP
 
 def test_calico_mode_check_on_the_built_datapath(calico_lab: LabPlan) -> None:
     plan = calico_lab
-    node_ips = [h.underlay_ip for h in plan.hosts]
     other = {"bgp": "vxlan", "vxlan": "bgp"}[plan.mode]
     for host in plan.hosts:
         links = _ip_json(host.netns, "-d", "link", "show")
         routes = _ip_json(host.netns, "route", "show")
+        peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
         remote = [r for r in routes if str(r.get("dst", "")).startswith("10.244.")
                   and not str(r.get("dev", "")).startswith("cali")
                   and r.get("type") != "blackhole"]
         assert remote, f"{host.name}: no remote pod routes to judge"
-        assert calico.mode_problems(plan.mode, links, routes, plan.pod_cidr, node_ips) == [], \
+        assert calico.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
             host.name
-        wrong = calico.mode_problems(other, links, routes, plan.pod_cidr, node_ips)
+        wrong = calico.mode_problems(other, links, routes, peers, plan.pod_cidr)
         assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
         if plan.mode == "bgp":
             assert "no vxlan.calico device: not Calico's VXLAN mode" in wrong
         else:
             assert any("encapsulated, not plain BGP" in p for p in wrong)
         assert any("no tunl0 device" in p for p in
-                   calico.mode_problems("ipip", links, routes, plan.pod_cidr, node_ips))
+                   calico.mode_problems("ipip", links, routes, peers, plan.pod_cidr))
 
 
 @pytest.fixture(params=[("kube-router", "bgp"), ("weave", "fastdp"), ("cilium", "vxlan"),
@@ -105,16 +107,19 @@ def test_kube_router_weave_and_cilium_mode_checks_on_the_built_datapath(
         if plan.cni == "cilium":
             peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
             other = {"vxlan": "native", "native": "vxlan"}[plan.mode]
-            assert cilium.mode_problems(plan.mode, links, routes, peers) == [], host.name
-            wrong = cilium.mode_problems(other, links, routes, peers)
+            assert cilium.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
+                host.name
+            wrong = cilium.mode_problems(other, links, routes, peers, plan.pod_cidr)
             assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
         elif plan.cni == "kube-router":
             peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
-            assert kube_router.mode_problems("bgp", links, routes, peers) == [], host.name
-            assert kube_router.mode_problems("overlay-subnet", links, routes, peers) == []
-            wrong = kube_router.mode_problems("overlay-full", links, routes, peers)
+            assert kube_router.mode_problems("bgp", links, routes, peers, plan.pod_cidr) == [], \
+                host.name
+            assert kube_router.mode_problems("overlay-subnet", links, routes, peers,
+                                              plan.pod_cidr) == []
+            wrong = kube_router.mode_problems("overlay-full", links, routes, peers, plan.pod_cidr)
             assert wrong and all("not kube-router overlay-full" in p for p in wrong)
         else:
-            assert weave.mode_problems("fastdp", links, routes, plan.pod_cidr) == [], host.name
-            assert weave.mode_problems("sleeve", links, routes, plan.pod_cidr) == [
+            assert weave.mode_problems("fastdp", links, routes, {}, plan.pod_cidr) == [], host.name
+            assert weave.mode_problems("sleeve", links, routes, {}, plan.pod_cidr) == [
                 "vxlan-6784 exists: fast datapath is (or was) running, not sleeve"]

@@ -133,3 +133,21 @@ def test_kube_router_and_weave_roles_dry_run(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         for line in expected:
             assert line in proc.stdout, (cni, line, proc.stdout[-4000:])
+
+
+def test_one_filter_dispatches_to_each_plugins_mode_check() -> None:
+    """The cni_manifest role's mode step calls cnilab.cluster.cni_mode_problems, which
+    must reach the named plugin's own check with Ansible's list-shaped peers."""
+    sys.path.insert(0, str(ROOT / "collections"))
+    from ansible_collections.cnilab.cluster.plugins.filter.cni import cni_mode_problems
+
+    links = [{"ifname": "weave"}, {"ifname": "vxlan-6784",
+                                   "linkinfo": {"info_kind": "vxlan",
+                                                "info_data": {"id": 1, "port": 6784}}}]
+    routes = [{"dst": "10.244.0.0/16", "dev": "weave"}]
+    assert cni_mode_problems("weave", "fastdp", links, routes, {}) == []
+    assert cni_mode_problems("weave", "sleeve", links, routes, {}) == [
+        "vxlan-6784 exists: fast datapath is (or was) running, not sleeve"]
+    assert cni_mode_problems("flannel", "host-gw", [], [], {"w1": ["192.0.2.11",
+                                                                   "10.244.1.0/24"]}) == [
+        "no route to w1's pod subnet 10.244.1.0/24"]

@@ -86,6 +86,13 @@ class Plugin(Protocol):
         """Whether kubeadm must skip its kube-proxy addon for this mode."""
         ...
 
+    def mode_problems(self, mode: str, links: list[Document], routes: list[Document],
+                      peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
+        """What in one node's ``ip -j -d link`` / ``ip -j route`` shows that ``mode`` is not
+        the datapath running; ``peers`` maps every other node to (node_ip, podCIDR).
+        Empty: the intended mode is the one running."""
+        ...
+
 
 def find(documents: list[Document], kind: str, name: str, where: str) -> Document:
     """The one document of ``kind``/``name``; a clear error when upstream moved it."""

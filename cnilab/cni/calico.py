@@ -84,13 +84,14 @@ VXLAN = {"id": 4096, "port": 4789}
 
 
 def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  pod_cidr: str, node_ips: list[str]) -> list[str]:
+                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
     """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
     ``ip -j route``: the tunnel device the mode needs (and not the others'), and every
     route to a remote pod block through that device (BGP: via a peer's node_ip, learned
     by BIRD). Calico allocates /26 blocks as pods appear, so a node may have no remote
     routes yet; those it has must all take the mode's path."""
     problems = []
+    node_ips = {node_ip for node_ip, _ in peers.values()}
     names = {link.get("ifname"): link for link in links}
     expected = TUNNEL_DEVICE[mode]
     vxlan = names.get("vxlan.calico")

@@ -104,7 +104,7 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
 
 
 def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  peers: dict[str, tuple[str, str]]) -> list[str]:
+                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
     """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
     ``ip -j route``: Cilium's ``cilium_host`` always; ``cilium_vxlan`` in tunnel mode
     and not in native routing, where each peer's pod subnet must instead be routed via

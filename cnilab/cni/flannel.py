@@ -73,7 +73,7 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
 
 
 def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  peers: dict[str, tuple[str, str]]) -> list[str]:
+                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
     """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
     ``ip -j route`` on the node; ``peers`` maps every other node to (node_ip, podCIDR).
     One line per problem; empty means the intended mode is the one running."""

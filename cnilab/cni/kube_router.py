@@ -92,7 +92,7 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
 
 
 def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  peers: dict[str, tuple[str, str]]) -> list[str]:
+                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
     """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
     ``ip -j route``; ``peers`` maps every other node to (node_ip, podCIDR). Pods hang on
     the kube-bridge bridge; each peer's pod subnet is routed via the peer's node_ip

@@ -77,7 +77,7 @@ FASTDP_PORT = 6784
 
 
 def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  pod_cidr: str) -> list[str]:
+                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
     """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
     ``ip -j route``. Weave is one L2 network: the pod CIDR is routed onto the ``weave``
     bridge; fast datapath adds the ``vxlan-6784`` VXLAN vport (UDP 6784) next to the OVS

@@ -57,45 +57,14 @@ def cni_skips_kube_proxy(cni: str, mode: str, replace_kube_proxy: bool = False) 
                                         ModeOptions(replace_kube_proxy=bool(replace_kube_proxy))))
 
 
-def flannel_mode_problems(mode: str, links: list[dict[str, Any]],
-                          routes: list[dict[str, Any]],
-                          peers: dict[str, list[str]]) -> list[str]:
-    from cnilab.cni import flannel
-
-    return flannel.mode_problems(_plain(mode), links, routes,
-                                 {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()})
-
-
-def calico_mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                         pod_cidr: str, node_ips: list[str]) -> list[str]:
-    from cnilab.cni import calico
-
-    return calico.mode_problems(_plain(mode), links, routes, _plain(pod_cidr),
-                                [_plain(ip) for ip in node_ips])
-
-
-def kube_router_mode_problems(mode: str, links: list[dict[str, Any]],
-                              routes: list[dict[str, Any]],
-                              peers: dict[str, list[str]]) -> list[str]:
-    from cnilab.cni import kube_router
-
-    return kube_router.mode_problems(_plain(mode), links, routes,
-                                     {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()})
-
-
-def weave_mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                        pod_cidr: str) -> list[str]:
-    from cnilab.cni import weave
-
-    return weave.mode_problems(_plain(mode), links, routes, _plain(pod_cidr))
-
-
-def cilium_mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                         peers: dict[str, list[str]]) -> list[str]:
-    from cnilab.cni import cilium
-
-    return cilium.mode_problems(_plain(mode), links, routes,
-                                {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()})
+def cni_mode_problems(cni: str, mode: str, links: list[dict[str, Any]],
+                      routes: list[dict[str, Any]], peers: dict[str, list[str]],
+                      pod_cidr: str = POD_CIDR) -> list[str]:
+    """The plugin's own mode check (cnilab/cni/<plugin>.py) on one node's ip -j output."""
+    module = registry.plugin(_plain(cni))
+    return list(module.mode_problems(
+        _plain(mode), links, routes,
+        {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()}, _plain(pod_cidr)))
 
 
 class FilterModule:
@@ -103,9 +72,4 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"cni_manifest": cni_manifest, "cni_skips_kube_proxy": cni_skips_kube_proxy,
-                "cni_chart": cni_chart,
-                "flannel_mode_problems": flannel_mode_problems,
-                "calico_mode_problems": calico_mode_problems,
-                "kube_router_mode_problems": kube_router_mode_problems,
-                "weave_mode_problems": weave_mode_problems,
-                "cilium_mode_problems": cilium_mode_problems}
+                "cni_chart": cni_chart, "cni_mode_problems": cni_mode_problems}
