@@ -246,6 +246,9 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     from cnilab.cluster import operations
 
     action = getattr(args, "action", None) or args.command
+    reboot = getattr(args, "reboot", False)
+    if reboot and action != "reset":
+        raise InputError("--reboot belongs to `cnilab cluster reset`")
     choice = operations.CniChoice(args.cni, args.mode, args.policy == "on",
                                   args.replace_kube_proxy) \
         if getattr(args, "cni", None) else None
@@ -254,11 +257,8 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     args.action = action
     print(f"cnilab cluster {args.action}: {len(operation.nodes)} hosts, profile "
           f"{args.profile}; record in {operation.directory}", flush=True)
-    if getattr(args, "reboot", False) and args.action != "reset":
-        raise InputError("--reboot belongs to `cnilab cluster reset`")
     checks = operations.run(operation, skip_preflight=args.skip_preflight, quiet=args.quiet,
-                            extravars={"node_reset_reboot": True}
-                            if getattr(args, "reboot", False) else None)
+                            extravars={"node_reset_reboot": True} if reboot else None)
     for check in checks:
         print(check.render())
     print(operation.directory)
@@ -270,15 +270,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from cnilab.pins import load_pins
 
     if args.inventory:
+        from cnilab.cluster.operations import cgroup_required
         from cnilab.cluster.preflight import preflight
         from cnilab.inventory import load_inventory
 
-        profiles = load_pins().kubernetes_profiles
-        if args.profile not in profiles:
-            raise InputError(f"--profile {args.profile}: not in versions/kubernetes.yml "
-                             f"({', '.join(profiles)})")
         checks = preflight(load_inventory(Path(args.inventory)),
-                           cgroup_required=str(profiles[args.profile].get("cgroup", "2")))
+                           cgroup_required=cgroup_required(args.profile))
         for check in checks:
             print(check.render())
         failed = sum(1 for c in checks if not c.ok)
@@ -288,6 +285,29 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     findings = diagnose(load_pins())
     print(render(findings))
     return 1 if any(f.level == "missing" for f in findings) else 0
+
+
+def _cni_arguments(p: argparse.ArgumentParser) -> None:
+    """Which plugin, in which mode (manifest, deploy, switch)."""
+    p.add_argument("--cni", required=True)
+    p.add_argument("--mode", required=True)
+    p.add_argument("--policy", choices=["on", "off"], default="off",
+                   help="network-policy enforcement (plugins that have it)")
+    p.add_argument("--replace-kube-proxy", action="store_true",
+                   help="the plugin serves Services and kubeadm skips kube-proxy (cilium)")
+
+
+def _operation_arguments(p: argparse.ArgumentParser) -> None:
+    """What every operation on real nodes takes (cluster, deploy, switch)."""
+    p.add_argument("--inventory", required=True, metavar="FILE",
+                   help="Ansible inventory (control_plane/workers, node_ip per host)")
+    p.add_argument("--profile", default="current",
+                   help="pin profile from versions/kubernetes.yml (current, paper-2020)")
+    p.add_argument("--out", metavar="DIR", help="parent of the record directory "
+                   "(default ./runs)")
+    p.add_argument("--skip-preflight", action="store_true",
+                   help="do not run the SSH preflight first (up, switch)")
+    p.add_argument("--quiet", action="store_true", help="no Ansible progress")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,18 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with its source and sha256. The file is fetched from its "
                                    "pinned URL and checked against versions/manifests.lock, "
                                    "or read from --from FILE.")
-    p.add_argument("--cni", required=True)
-    p.add_argument("--mode", required=True)
+    _cni_arguments(p)
     p.add_argument("--profile", default="current",
                    help="pin profile from versions/cni.yml (current, paper-2020)")
     p.add_argument("--from", dest="from_file", metavar="FILE",
                    help="patch this local copy instead of fetching the pinned URL")
     p.add_argument("--inventory", metavar="FILE", help="take the node IPs from it")
     p.add_argument("--mtu", type=int, help="force the pod MTU (default: the plugin derives it)")
-    p.add_argument("--policy", choices=["on", "off"], default="off",
-                   help="network-policy enforcement (plugins that have it)")
-    p.add_argument("--replace-kube-proxy", action="store_true",
-                   help="the plugin serves Services and kubeadm skips kube-proxy (cilium)")
     p.set_defaults(func=_cmd_manifest)
 
     p = sub.add_parser("cluster", help="provision, reset or collect a real cluster",
@@ -426,17 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(fails on a dirty node). collect: per-node facts. Each "
                                    "run writes a record directory (printed).")
     p.add_argument("action", choices=["up", "reset", "collect"])
-    p.add_argument("--inventory", required=True, metavar="FILE",
-                   help="Ansible inventory (control_plane/workers, node_ip per host)")
-    p.add_argument("--profile", default="current",
-                   help="pin profile from versions/kubernetes.yml (current, paper-2020)")
-    p.add_argument("--out", metavar="DIR", help="parent of the record directory "
-                   "(default ./runs)")
-    p.add_argument("--skip-preflight", action="store_true",
-                   help="up: do not run the SSH preflight first")
+    _operation_arguments(p)
     p.add_argument("--reboot", action="store_true",
                    help="reset: reboot every node after the purge, then compare again")
-    p.add_argument("--quiet", action="store_true", help="no Ansible progress")
     p.set_defaults(func=_cmd_cluster)
 
     for command, text in (
@@ -446,16 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
             ("switch", "move the nodes to another CNI: reset to the clean baseline, kubeadm "
                        "init/join again, deploy the plugin, collect")):
         p = sub.add_parser(command, help=text.split(",")[0], description=text + ".")
-        p.add_argument("--inventory", required=True, metavar="FILE")
-        p.add_argument("--cni", required=True)
-        p.add_argument("--mode", required=True)
-        p.add_argument("--policy", choices=["on", "off"], default="off")
-        p.add_argument("--replace-kube-proxy", action="store_true",
-                       help="the plugin serves Services; kubeadm skips kube-proxy (cilium)")
-        p.add_argument("--profile", default="current")
-        p.add_argument("--out", metavar="DIR", help="parent of the record directory")
-        p.add_argument("--skip-preflight", action="store_true")
-        p.add_argument("--quiet", action="store_true", help="no Ansible progress")
+        _operation_arguments(p)
+        _cni_arguments(p)
         p.set_defaults(func=_cmd_cluster)
 
     p = sub.add_parser("doctor", help="check tools, versions and kernel capabilities",

@@ -189,6 +189,10 @@ def test_cluster_refuses_bad_input_and_writes_nothing(tmp_path: Path, cli: Any) 
     assert not out.exists()
     proc = cli("cluster", "collect", "--inventory", str(tmp_path / "none.yml"))
     assert proc.returncode == 2 and "no such inventory file" in proc.stderr
+    proc = cli("cluster", "up", "--reboot", "--inventory", str(good), "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "cnilab: --reboot belongs to `cnilab cluster reset`"
+    assert not out.exists()
 
 
 def test_deploy_and_switch_refuse_what_cannot_be_deployed(tmp_path: Path, cli: Any) -> None:

@@ -68,14 +68,25 @@ class Operation:
     cni: CniChoice | None = None
 
 
+def kubernetes_profile(profile: str) -> dict[str, Any]:
+    """A pin profile of versions/kubernetes.yml, or the one-line error naming the choices."""
+    profiles = load_pins().kubernetes_profiles
+    if profile not in profiles:
+        raise InputError(f"--profile {profile}: not in versions/kubernetes.yml "
+                         f"({', '.join(profiles)})")
+    return profiles[profile]
+
+
+def cgroup_required(profile: str) -> str:
+    """The cgroup version the profile's kubelet needs ("2", or "any")."""
+    return str(kubernetes_profile(profile).get("cgroup", "2"))
+
+
 def check_cni(choice: CniChoice) -> None:
     """A plugin cnilab has a role for, in one of its modes."""
-    from cnilab.cni.registry import plugin
+    from cnilab.cni.registry import plugin_for
 
-    module = plugin(choice.cni)
-    if choice.mode not in module.modes():
-        raise InputError(f"--mode {choice.mode}: {choice.cni} modes are "
-                         f"{', '.join(module.modes())}")
+    plugin_for(choice.cni, choice.mode)
     role = paths.project_root() / "roles" / f"cni_{choice.cni.replace('-', '_')}"
     if not role.is_dir():
         raise InputError(f"--cni {choice.cni}: its manifest is patched (`cnilab manifest`) "
@@ -95,10 +106,7 @@ def prepare(action: str, inventory: Path, profile: str, out: Path | None,
     if not inventory.is_file():
         raise InputError(f"{inventory}: no such inventory file")
     nodes = load_inventory(inventory)
-    profiles = load_pins().kubernetes_profiles
-    if profile not in profiles:
-        raise InputError(f"--profile {profile}: not in versions/kubernetes.yml "
-                         f"({', '.join(profiles)})")
+    kubernetes_profile(profile)
     parent = out or paths.default_runs_dir()
     directory = parent / f"cluster-{action}-{time.strftime('%Y%m%dT%H%M%S')}"
     suffix = 1
@@ -130,8 +138,8 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
     checks: list[Check] = []
     try:
         if operation.action in ("up", "switch") and not skip_preflight:
-            cgroup = str(load_pins().kubernetes_profiles[operation.profile].get("cgroup", "2"))
-            checks = preflight(operation.nodes, cgroup_required=cgroup)
+            checks = preflight(operation.nodes,
+                               cgroup_required=cgroup_required(operation.profile))
             (operation.directory / "preflight.txt").write_text(
                 "\n".join(c.render() for c in checks) + "\n", encoding="utf-8")
             failed = [c for c in checks if not c.ok]

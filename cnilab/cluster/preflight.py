@@ -127,17 +127,22 @@ def ssh_probe(node: Node, timeout: float = 10.0) -> Probe:
             clock = replies.readline().strip()
             readings.append((time.time() - sent, sent, clock))
         channel.close()
-        _, sent, clock = min(readings)
+        round_trip, sent, clock = min(readings)
         values["clock"] = clock
-        return Probe(values, sent, sent + min(readings)[0], sudo_error)
+        return Probe(values, sent, sent + round_trip, sudo_error)
     finally:
         client.close()
 
 
-def _host_checks(node: Node, probe: Probe, cgroup_required: str) -> list[Check]:
+def _login(node: Node) -> str:
+    return f"{node.vars.get('ansible_user', 'root')}@{node.address}:" \
+        f"{node.vars.get('ansible_port', 22)}"
+
+
+def _host_checks(node: Node, probe: Probe, cgroup_required: str,
+                 nic: dict[str, Any]) -> list[Check]:
     host, values = node.name, probe.values
-    checks = [Check(host, True, "ssh", f"{node.vars.get('ansible_user', 'root')}@"
-                    f"{node.address}:{node.vars.get('ansible_port', 22)}")]
+    checks = [Check(host, True, "ssh", _login(node))]
     checks.append(Check(host, not probe.sudo_error, "sudo",
                         "passwordless" if not probe.sudo_error else
                         f"sudo -n fails ({probe.sudo_error}): Ansible needs passwordless sudo"))
@@ -156,7 +161,6 @@ def _host_checks(node: Node, probe: Probe, cgroup_required: str) -> list[Check]:
     cgroup_ok = cgroup_required == "any" or cgroup == f"v{cgroup_required}"
     checks.append(Check(host, cgroup_ok, "cgroup", cgroup + ("" if cgroup_ok else
                   f": this profile's kubelet needs cgroup v{cgroup_required}")))
-    nic = _nic(values.get("addr", ""), node.node_ip)
     checks.append(Check(host, bool(nic), "node_ip",
                         f"{node.node_ip} on {nic['name']}, mtu {nic['mtu']}" if nic else
                         f"{node.node_ip} is on no interface of this host (inventory error?)"))
@@ -193,11 +197,10 @@ def preflight(nodes: list[Node], cgroup_required: str = "2",
         except (OSError, paramiko.SSHException) as exc:
             reason = str(exc) or type(exc).__name__
             checks.append(Check(node.name, False, "ssh",
-                                f"{node.vars.get('ansible_user', 'root')}@{node.address}:"
-                                f"{node.vars.get('ansible_port', 22)} unreachable: {reason}"))
+                                f"{_login(node)} unreachable: {reason}"))
             continue
-        checks += _host_checks(node, result, cgroup_required)
         nic = _nic(result.values.get("addr", ""), node.node_ip)
+        checks += _host_checks(node, result, cgroup_required, nic)
         if nic:
             mtus[node.name] = nic["mtu"]
     if len(set(mtus.values())) > 1:

@@ -16,3 +16,11 @@ def plugin(name: str) -> ModuleType:
         raise InputError(f"--cni {name}: real-cluster support exists for "
                          f"{', '.join(sorted(PLUGINS))}")
     return PLUGINS[name]
+
+
+def plugin_for(name: str, mode: str) -> ModuleType:
+    """The plugin's module, after checking ``mode`` is one of its modes."""
+    module = plugin(name)
+    if mode not in module.modes():
+        raise InputError(f"--mode {mode}: {name} modes are {', '.join(module.modes())}")
+    return module

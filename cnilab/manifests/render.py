@@ -20,7 +20,7 @@ import yaml
 
 from cnilab import paths
 from cnilab.cni.base import ClusterNetwork, ModeOptions, flatten
-from cnilab.cni.registry import plugin
+from cnilab.cni.registry import plugin_for
 from cnilab.errors import InputError
 from cnilab.manifests import lock
 
@@ -104,9 +104,7 @@ def chart_values(archive: bytes, source: str) -> bytes:
 def render(cni: str, mode: str, profile: str, network: ClusterNetwork,
            from_file: Path | None = None, cache_dir: Path | None = None,
            options: ModeOptions | None = None) -> Rendered:
-    module = plugin(cni)
-    if mode not in module.modes():
-        raise InputError(f"--mode {mode}: {cni} modes are {', '.join(module.modes())}")
+    module = plugin_for(cni, mode)
     version, url = release(cni, profile)
     if from_file is not None:
         if not from_file.is_file():

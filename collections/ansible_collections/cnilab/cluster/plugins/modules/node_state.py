@@ -110,11 +110,13 @@ def main() -> None:
         module.fail_json(msg="{}: baseline format {}, this cnilab reads {}; record it again "
                              "on a clean node".format(params["path"], baseline.get("format"),
                                                   node_state.SNAPSHOT_FORMAT))
-    actions = node_state.purge_actions(baseline, snapshot()) if params["purge"] else []
+    before = snapshot()
+    actions = node_state.purge_actions(baseline, before) if params["purge"] else []
     described = [node_state.describe(a) for a in actions]
     if module.check_mode or not actions:
+        # nothing changed the node: the snapshot just taken is the one to compare
         module.exit_json(changed=bool(actions), actions=described,
-                         differences=node_state.differences(baseline, snapshot()))
+                         differences=node_state.differences(baseline, before))
     failed = node_state.apply(run_stdin, actions)
     module.exit_json(changed=True, actions=described, purge_failures=failed,
                      differences=node_state.differences(baseline, snapshot()))
