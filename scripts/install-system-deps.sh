@@ -21,7 +21,7 @@ lab_packages=(
   python3 python3-venv python3-pip make git
 )
 # What the static checks and tests use on top.
-test_packages=(openssh-server tcpdump chromium vagrant nftables ethtool)  # chromium: screenshot of report.html; vagrant: `vagrant validate`; nftables, ethtool: what emulated nodes are reset and collected with
+test_packages=(openssh-server tcpdump chromium vagrant nftables ethtool busybox-static skopeo)  # chromium: screenshot of report.html; vagrant: `vagrant validate`; nftables, ethtool: what emulated nodes are reset and collected with; busybox-static, skopeo: the benchmark pod image is built from it and inspected as an OCI archive
 
 packages=("${lab_packages[@]}")
 if [ "$profile" = "test" ]; then packages+=("${test_packages[@]}"); fi
