@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT / "collections"))
 from ansible_collections.cnilab.cluster.plugins.module_utils import bench_image  # noqa: E402
 
 BINARIES = {"iperf3": "/usr/bin/iperf3", "netperf": "/usr/bin/netperf",
-            "netserver": "/usr/bin/netserver"}
+            "netserver": "/usr/bin/netserver", "date": "/bin/date"}
 BUSYBOX = "/bin/busybox"
 NETNS = "cnlimg-t"
 
@@ -105,9 +106,11 @@ def test_archive_is_an_oci_image_whose_tools_run(tmp_path: Path) -> None:
     assert annotations["io.containerd.image.name"] == "cnilab.local/bench:test"
     env = {"PATH": "/usr/local/bin:/bin"}
     versions = subprocess.run(["/usr/sbin/chroot", str(rootfs), "sh", "-c",
-                               "iperf3 --version; netperf -V; echo $$"],
+                               "iperf3 --version; netperf -V; /usr/local/bin/date +%s.%N"],
                               capture_output=True, text=True, env=env, check=True).stdout
     assert "iperf 3.12" in versions and "Netperf version 2.7.0" in versions
+    # coreutils' date by path: busybox sh runs its own (no nanoseconds) for a bare `date`
+    assert re.search(r"^\d+\.\d{9}$", versions, re.MULTILINE), versions
     # a real transfer with the image's own binaries, in a namespace this test owns
     subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, check=False)
     subprocess.run(["ip", "netns", "add", NETNS], check=True)
