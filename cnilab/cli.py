@@ -77,13 +77,33 @@ def _run_status(outcome: Any) -> int:
     return 0
 
 
+def _cluster_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The real-cluster target's options of ``run`` and ``reproduce``."""
+    return {"inventory": Path(args.inventory) if args.inventory else None,
+            "profile": args.profile, "replace_kube_proxy": args.replace_kube_proxy}
+
+
+def _target_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lab", default="netns", choices=["netns", "vagrant"],
+                   help="where to run: the netns lab (default, an emulation) or the Vagrant "
+                        "lab's cluster (inventories/vagrant/hosts.yml)")
+    p.add_argument("--inventory", metavar="FILE",
+                   help="run on the kubeadm cluster of this inventory instead: every mode is "
+                        "installed in turn (cnilab switch), then measured through Kubernetes")
+    p.add_argument("--profile", default="current",
+                   help="pin profile of versions/kubernetes.yml and versions/cni.yml for a "
+                        "cluster (default current)")
+    p.add_argument("--replace-kube-proxy", action="store_true",
+                   help="on a cluster, let plugins that can replace kube-proxy do so")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from cnilab.engine_support import start_or_resume
 
     outcome, report = start_or_resume(
         Path(args.spec), args.lab, Path(args.out) if args.out else None,
         Path(args.resume) if args.resume else None, with_report=args.report,
-        argv=["cnilab", *sys.argv[1:]],
+        argv=["cnilab", *sys.argv[1:]], **_cluster_options(args),
     )
     print(outcome.run.path)
     if report is not None:
@@ -123,11 +143,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from cnilab.errors import InputError
     from cnilab.report import verdict_table
 
-    if args.lab != "netns" or args.inventory:
-        raise InputError("cnilab reproduce: real-cluster runs (--lab vagrant, --inventory) "
-                         "are not available yet (clusters and CNIs are: `cnilab cluster up`, "
-                         "`cnilab deploy`; the benchmark engine through Kubernetes is not); "
-                         "use --lab netns")
     given = Path(args.study)
     spec = given if given.suffix in (".yaml", ".yml") else \
         paths.project_root() / "experiments" / f"{args.study}.yaml"
@@ -138,7 +153,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     outcome, report = start_or_resume(
         spec, args.lab, Path(args.out) if args.out else None,
         Path(args.resume) if args.resume else None, with_report=True,
-        argv=["cnilab", *sys.argv[1:]], quick=args.quick)
+        argv=["cnilab", *sys.argv[1:]], quick=args.quick, **_cluster_options(args))
     assert report is not None
     print(f"report: {report}")
     print(verdict_table(outcome.run.path))
@@ -344,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "runs/<run-id>/ as measurements finish. Prints the run "
                                    "directory.")
     p.add_argument("spec", metavar="SPEC", help="experiment YAML file")
-    p.add_argument("--lab", default="netns", help="target lab (default netns)")
+    _target_arguments(p)
     p.add_argument("--out", metavar="DIR", help="parent directory for run directories "
                    "(default ./runs)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run")
@@ -371,9 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "claims. --quick runs the spec's smoke variant.")
     p.add_argument("study", metavar="STUDY", help="study name, e.g. lanman2020 "
                    "(experiments/STUDY.yaml), or a spec file path")
-    p.add_argument("--lab", default="netns", choices=["netns", "vagrant"],
-                   help="where to run (default netns; vagrant needs the real-cluster path)")
-    p.add_argument("--inventory", metavar="FILE", help="an Ansible inventory of real nodes")
+    _target_arguments(p)
     p.add_argument("--quick", action="store_true", help="the spec's short smoke variant")
     p.add_argument("--out", metavar="DIR", help="parent directory for run directories")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run")

@@ -49,10 +49,11 @@ def preflight_netns(spec: Spec) -> None:
 
 def start_or_resume(
     spec_path: Path, lab: str, out: Path | None, resume: Path | None, *, with_report: bool,
-    argv: list[str], quick: bool = False,
+    argv: list[str], quick: bool = False, inventory: Path | None = None,
+    profile: str = "current", replace_kube_proxy: bool = False,
 ) -> tuple[RunOutcome, Path | None]:
     spec = load_spec(spec_path, quick=quick)
-    target = make_target(lab)
+    target = make_target(lab, inventory, profile, replace_kube_proxy)
     pins = load_pins()
     if target.kind == "netns":
         preflight_netns(spec)

@@ -17,7 +17,8 @@ import pytest
 import yaml
 from sshnodes import SshNodes
 
-from cnilab.cluster.preflight import Probe, clock_skew, parse_probe, preflight
+from cnilab.cluster.preflight import Probe, parse_probe, preflight
+from cnilab.cluster.ssh import clock_skew
 from cnilab.inventory import load_inventory
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,13 +24,17 @@ class CpuSample:
 
 
 def sample(path: Path = Path("/proc/stat")) -> CpuSample:
-    """The aggregate ``cpu`` line of /proc/stat."""
-    with open(path, encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("cpu "):
-                values = [int(v) for v in line.split()[1:1 + len(FIELDS)]]
-                return CpuSample(dict(zip(FIELDS, values, strict=False)))
-    raise RuntimeError(f"{path}: no aggregate cpu line")
+    """The aggregate ``cpu`` line of this machine's /proc/stat."""
+    return parse_stat(path.read_text(encoding="ascii"), str(path))
+
+
+def parse_stat(text: str, origin: str = "/proc/stat") -> CpuSample:
+    """The aggregate ``cpu`` line of /proc/stat text (read here, or on a node)."""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            values = [int(v) for v in line.split()[1:1 + len(FIELDS)]]
+            return CpuSample(dict(zip(FIELDS, values, strict=False)))
+    raise RuntimeError(f"{origin}: no aggregate cpu line")
 
 
 def delta_seconds(before: CpuSample, after: CpuSample,
@@ -52,11 +56,29 @@ def delta_seconds(before: CpuSample, after: CpuSample,
 def clock_hz(path: Path = Path("/proc/cpuinfo")) -> float | None:
     """Mean current clock from /proc/cpuinfo (None where the kernel does not report it)."""
     try:
-        mhz = [float(line.split(":", 1)[1]) for line in path.read_text().splitlines()
+        return parse_clock_hz(path.read_text())
+    except OSError:
+        return None
+
+
+def parse_clock_hz(cpuinfo: str) -> float | None:
+    """Mean current clock from /proc/cpuinfo text (None where it has no ``cpu MHz``)."""
+    try:
+        mhz = [float(line.split(":", 1)[1]) for line in cpuinfo.splitlines()
                if line.startswith("cpu MHz")]
-    except (OSError, ValueError):
+    except ValueError:
         return None
     return sum(mhz) / len(mhz) * 1e6 if mhz else None
+
+
+def combined(per_machine: dict[str, dict[str, float]]) -> dict[str, float]:
+    """CPU-seconds per category summed over machines (a path's cost on every host it
+    crosses: the client's and the server's node on a cluster)."""
+    total: dict[str, float] = {}
+    for seconds in per_machine.values():
+        for key, value in seconds.items():
+            total[key] = total.get(key, 0.0) + value
+    return total
 
 
 TCP_IP_HEADERS = 52   # IPv4 20 + TCP 20 + timestamps 12: payload per MTU-sized segment

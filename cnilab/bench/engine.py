@@ -170,7 +170,10 @@ def measure(
     condition = Condition.from_items(cell.condition)
     resolved = suite.resolve(cell.params_dict())
     inv = suite.invocation(client, server, resolved)
-    cpus = pinning.choose(suite.kind, os.cpu_count() or 1) if pin else None
+    # pinning and perf act on this machine: only where the endpoints run here
+    cpus = (pinning.choose(suite.kind, os.cpu_count() or 1)
+            if pin and executor.local_machine else None)
+    counting = executor.local_machine and perf.probe().usable
     if cpus is not None:
         inv = pinning.apply(inv, cpus)
     cell_slug, rep_label = _raw_paths(measurement)
@@ -180,10 +183,11 @@ def measure(
     record.update({
         "params": resolved,
         "cpu_pinning": {"client": cpus.client, "server": cpus.server} if cpus else None,
-        "cpu_scope": "machine: /proc/stat over the client run",
-        "cycles_source": (perf.probe().reason if perf.probe().usable
-                          else "/proc/stat busy time x reported clock (perf: "
-                          f"{perf.probe().reason})"),
+        "cpu_scope": executor.cpu_scope,
+        "cycles_source": (perf.probe().reason if counting
+                          else "/proc/stat busy time x reported clock (perf: " +
+                          (perf.probe().reason if executor.local_machine
+                           else "not run on the nodes") + ")"),
         "tool": suite.tool,
         "commands": {"server": inv.server_argv, "client": inv.client_argv},
         "endpoints": {"client": _endpoint_record(client), "server": _endpoint_record(server)},
@@ -199,10 +203,14 @@ def measure(
                             condition.background_rate_mbps, suite.nominal_seconds(resolved))
             record["endpoints"]["background"] = [_endpoint_record(e) for e in background]
         packets_before = executor.interface_packets(client)
-        cpu_before = cpu.sample()
-        with perf.CycleCounter(client_raw.with_suffix(".perf.csv")) as counter:
+        cpu_before = executor.cpu_samples((client, server))
+        with perf.CycleCounter(client_raw.with_suffix(".perf.csv"),
+                               enabled=counting) as counter:
             result = executor.run_client(client, inv.client_argv, inv.timeout_s)
-        cpu_used = cpu.delta_seconds(cpu_before, cpu.sample())
+        cpu_after = executor.cpu_samples((client, server))
+        per_machine = {m: cpu.delta_seconds(cpu_before[m], cpu_after[m])
+                       for m in cpu_before if m in cpu_after}
+        cpu_used = cpu.combined(per_machine)
         packets_after = executor.interface_packets(client)
         packets = (packets_after - packets_before
                    if packets_before is not None and packets_after is not None else None)
@@ -220,9 +228,15 @@ def measure(
             try:
                 record["metrics"] = suite.parse(result.stdout)
                 record["metrics"].update(cpu_used)
+                if len(per_machine) > 1:   # the two ends on different nodes: each one's share
+                    record["cpu_machines"] = per_machine
+                    for role, end in (("client", client), ("server", server)):
+                        if end.host in per_machine:
+                            record["metrics"][f"{role}_node_cpu_busy_s"] = \
+                                per_machine[end.host]["cpu_busy_s"]
                 if packets is not None:
                     record["metrics"]["client_interface_packets"] = packets
-                hz = cpu.clock_hz()
+                hz = executor.clock_hz(client)
                 record["metrics"].update(cpu.cost_metrics(
                     cpu_used, record["metrics"], packets, hz, executor.interface_mtu(client)))
                 cycles = counter.cycles()
@@ -304,7 +318,10 @@ def build_manifest(spec: Spec, pins: Pins, target: Target, run: RunDir,
         "spec": {"path": spec.path, "name": spec.name, "sha256": spec.sha256,
                  "quick": spec.quick,
                  "text": spec.text},
-        "target": {"kind": target.kind, "emulation": target.emulation},
+        "target": {"kind": target.kind, "emulation": target.emulation, **target.describe()},
+        # tools, machine and iptables backend below are this machine's; on a cluster the
+        # measurements run on the nodes, whose facts are in each mode's switch record
+        "machine_role": "measured" if target.emulation else "controller",
         "pins": pins.as_record(),
         "tools": {name: tv.as_record() for name, tv in tools.items()},
         "iptables_backend": toolversions.iptables_backend(),

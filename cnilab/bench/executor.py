@@ -17,6 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from cnilab.bench import cpu
 from cnilab.errors import CnilabError
 
 
@@ -60,6 +61,11 @@ class ExecutorError(CnilabError):
 class Executor(ABC):
     """Runs servers and clients at endpoints."""
 
+    # Whether endpoints run on this machine: then perf counts cycles and taskset pins
+    # here. A cluster's endpoints run on its nodes.
+    local_machine = True
+    cpu_scope = "machine: /proc/stat over the client run"
+
     @abstractmethod
     def start_server(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle: ...
 
@@ -87,6 +93,14 @@ class Executor(ABC):
     def interface_mtu(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
         """The MTU of an endpoint's interface (None if unknown)."""
         return None
+
+    def cpu_samples(self, endpoints: tuple[Endpoint, ...]) -> dict[str, cpu.CpuSample]:
+        """CPU counters of every machine the endpoints run on, by machine name."""
+        return {"machine": cpu.sample()}
+
+    def clock_hz(self, endpoint: Endpoint) -> float | None:
+        """The CPU clock of the machine ``endpoint`` runs on (None if unknown)."""
+        return cpu.clock_hz()
 
 
 def listening_in(proc_net_tcp: str, port: int) -> bool:

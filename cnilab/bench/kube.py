@@ -16,6 +16,7 @@ reliably end the process it started).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import shlex
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cnilab.bench import cpu
 from cnilab.bench.executor import (
     Completed,
     Endpoint,
@@ -94,6 +96,10 @@ class PopenSession:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+NodeReader = Callable[[str, str], str]
+"""(node name, path) -> the file's text on that node."""
+
+
 class KubeApi(Protocol):
     """What the executor needs from Kubernetes (pods exist already; see ``bench_pod``)."""
 
@@ -122,10 +128,37 @@ class KubernetesExecutor(Executor):
     """Runs suite commands in benchmark pods through a ``KubeApi``."""
 
     exec_timeout_s = 30.0   # a kubectl exec must have started the process by then
+    local_machine = False
+    cpu_scope = ("nodes: /proc/stat of the client's and the server's node, read over SSH "
+                 "around the client run, summed (one node when both ends share it)")
 
-    def __init__(self, api: KubeApi, namespace: str = NAMESPACE) -> None:
+    def __init__(self, api: KubeApi, namespace: str = NAMESPACE,
+                 node_read: NodeReader | None = None) -> None:
         self.api = api
         self.namespace = namespace
+        # reads a node's file without going through the kubelet (None: through the pod)
+        self.node_read = node_read
+
+    def _read(self, endpoint: Endpoint, path: str) -> str:
+        if self.node_read is not None:
+            return self.node_read(endpoint.host, path)
+        done = self.api.exec(self.namespace, self._pod(endpoint), ["cat", path], 10.0)
+        if done.returncode != 0:
+            raise ExecutorError(f"cannot read {path} on {endpoint.host}: {done.stderr.strip()}")
+        return done.stdout
+
+    def cpu_samples(self, endpoints: tuple[Endpoint, ...]) -> dict[str, cpu.CpuSample]:
+        """Per node: /proc/stat is not namespaced, so any reader on the node sees all
+        of the node's CPU time (softirq and encapsulation included)."""
+        by_host = {e.host: e for e in endpoints}
+        return {host: cpu.parse_stat(self._read(e, "/proc/stat"), f"{host}:/proc/stat")
+                for host, e in by_host.items()}
+
+    def clock_hz(self, endpoint: Endpoint) -> float | None:
+        try:
+            return cpu.parse_clock_hz(self._read(endpoint, "/proc/cpuinfo"))
+        except ExecutorError:
+            return None
 
     def _pod(self, endpoint: Endpoint) -> str:
         if endpoint.netns is None:   # Kubernetes endpoints name their pod in `netns`
@@ -271,17 +304,71 @@ def bench_service(name: str, server_pod: str, namespace: str = NAMESPACE) -> dic
     }
 
 
+def bench_namespace(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The namespace of the benchmark pods; hostNetwork pods need the privileged Pod
+    Security level, stated here rather than left to the cluster's default."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace,
+                         "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
+
+
+STARTUP_LABEL = "cnilab.io/startup"
+FIRST_REPLY_TRIES = 60   # ping -W 1 each: the probe gives up after about a minute
+
+
+def startup_probe(reference_ip: str) -> list[str]:
+    """The start-up pod's command: echo the time it started and the time of the first
+    reply from ``reference_ip`` (node clock, ns), then idle. coreutils' date by path:
+    busybox's has no %N."""
+    loop = ("echo started $(/usr/local/bin/date +%s.%N); "
+            f"i=0; until ping -c 1 -W 1 {shlex.quote(reference_ip)} >/dev/null 2>&1; do "
+            f"i=$((i+1)); [ $i -ge {FIRST_REPLY_TRIES} ] && echo no-reply && exec sleep "
+            "infinity; done; echo first-reply $(/usr/local/bin/date +%s.%N); exec sleep infinity")
+    return ["sh", "-c", loop]
+
+
+def startup_pod(name: str, node: str, image: str, reference_ip: str, batch: str,
+                namespace: str = NAMESPACE) -> dict[str, Any]:
+    """One pod of a start-up batch: no resource requests (their admission is not what
+    is timed), no probes (Ready = the container started), ``nodeName`` as for the bench
+    pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {STARTUP_LABEL: batch}},
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane",
+                             "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{"name": "bench", "image": image, "imagePullPolicy": "IfNotPresent",
+                            "command": startup_probe(reference_ip)}],
+        },
+    }
+
+
 # ------------------------------------------------------------------ kubectl
 
 
-Runner = Callable[[list[str], float | None], Completed]
+class Runner(Protocol):
+    """Runs a kubectl argv where the kubeconfig is (locally, or on the control plane over
+    SSH), optionally feeding it ``input_text`` on stdin."""
+
+    def __call__(self, argv: list[str], timeout: float | None,
+                 input_text: str | None = None) -> Completed: ...
+
+
 Starter = Callable[[list[str]], ExecSession]
+
+
+class KubectlError(ExecutorError):
+    pass
 
 
 @dataclass
 class KubectlApi:
-    """``KubeApi`` over the kubectl CLI. ``run``/``start`` execute a kubectl argv on the
-    machine holding the kubeconfig (locally, or on the control plane over SSH)."""
+    """``KubeApi`` over the kubectl CLI, plus what a target needs to set pods up."""
 
     run: Runner
     start: Starter
@@ -301,3 +388,50 @@ class KubectlApi:
 
     def exec_start(self, namespace: str, pod: str, argv: list[str]) -> ExecSession:
         return self.start(self.exec_argv(namespace, pod, argv))
+
+    def _checked(self, args: list[str], timeout_s: float,
+                 input_text: str | None = None) -> Completed:
+        done = self.run(self._kubectl(*args), timeout_s, input_text)
+        if done.returncode != 0 or done.timed_out:
+            how = "timed out" if done.timed_out else f"exit {done.returncode}"
+            raise KubectlError(f"kubectl {' '.join(args[:3])} failed ({how}): "
+                               f"{(done.stderr or done.stdout).strip()[-400:]}")
+        return done
+
+    def apply(self, documents: list[dict[str, Any]], timeout_s: float = 60.0) -> None:
+        """``kubectl apply`` of the documents, sent as one v1 List on stdin."""
+        listing = {"apiVersion": "v1", "kind": "List", "items": documents}
+        self._checked(["apply", "-f", "-"], timeout_s, json.dumps(listing))
+
+    def create_argv(self) -> list[str]:
+        return self._kubectl("create", "-f", "-")
+
+    def get(self, kind: str, namespace: str, *, selector: str | None = None,
+            name: str | None = None, timeout_s: float = 30.0) -> dict[str, Any]:
+        """``kubectl get -o json`` (a List, or one object when ``name`` is given)."""
+        args = ["get", kind, "-n", namespace, "-o", "json"]
+        if name:
+            args.insert(2, name)
+        if selector:
+            args += ["-l", selector]
+        done = self._checked(args, timeout_s)
+        try:
+            parsed = json.loads(done.stdout)
+        except ValueError as exc:
+            raise KubectlError(f"kubectl get {kind}: not JSON: {exc}") from None
+        return dict(parsed)
+
+    def logs(self, namespace: str, pod: str, timeout_s: float = 20.0) -> Completed:
+        return self.run(self._kubectl("logs", "-n", namespace, pod, "-c", "bench"), timeout_s)
+
+    def delete(self, kind: str, namespace: str, *, selector: str | None = None,
+               name: str | None = None, timeout_s: float = 180.0) -> None:
+        """Delete and wait until gone; absent objects are not an error."""
+        args = ["delete", kind, "--ignore-not-found", "--wait=true", f"--timeout={int(timeout_s)}s"]
+        if kind != "namespace":
+            args += ["-n", namespace]
+        if name:
+            args.insert(2, name)
+        if selector:
+            args += ["-l", selector]
+        self._checked(args, timeout_s + 10.0)

@@ -66,12 +66,13 @@ def probe() -> PerfSupport:
 class CycleCounter:
     """``perf stat -a -e cycles`` around a window; a no-op where perf cannot count."""
 
-    def __init__(self, output: Path) -> None:
+    def __init__(self, output: Path, enabled: bool = True) -> None:
         self.output = output
+        self.enabled = enabled
         self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> CycleCounter:
-        if probe().usable:
+        if self.enabled and probe().usable:
             self.proc = subprocess.Popen(
                 ["perf", "stat", "-a", "-e", EVENT, "-x", ",", "-o", str(self.output)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paramiko
 
+from cnilab.cluster.ssh import clock_skew, connect, read_clock
 from cnilab.inventory import Node
 
 # ansible-core 2.19 runs modules with Python >= 3.6 on managed nodes (2.20 needs 3.8)
@@ -72,26 +71,6 @@ def parse_probe(text: str) -> dict[str, str]:
     return values
 
 
-def clock_skew(remote_clock: float, sent_at: float, received_at: float) -> float:
-    """Remote minus local clock, taking the remote reading at the round trip's midpoint."""
-    return remote_clock - (sent_at + received_at) / 2
-
-
-def _connect(node: Node, timeout: float) -> paramiko.SSHClient:
-    client = paramiko.SSHClient()
-    # The preflight only reads; it does not record host keys (Ansible's own known_hosts
-    # handling applies to the run itself).
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    key = node.vars.get("ansible_ssh_private_key_file") or node.vars.get(
-        "ansible_private_key_file")
-    client.connect(node.address, port=int(node.vars.get("ansible_port", 22)),
-                   username=str(node.vars.get("ansible_user", "root")),
-                   key_filename=str(Path(str(key)).expanduser()) if key else None,
-                   timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-                   allow_agent=True, look_for_keys=key is None)
-    return client
-
-
 def _exec(client: paramiko.SSHClient, command: str, timeout: float) -> tuple[int, str, str]:
     _, stdout, stderr = client.exec_command(command, timeout=timeout)
     out = stdout.read().decode(errors="replace")
@@ -101,7 +80,7 @@ def _exec(client: paramiko.SSHClient, command: str, timeout: float) -> tuple[int
 
 def ssh_probe(node: Node, timeout: float = 10.0) -> Probe:
     """Ask one host over SSH (raises OSError / paramiko errors when it cannot)."""
-    client = _connect(node, timeout)
+    client = connect(node, timeout)
     try:
         sudo_error = ""
         if str(node.vars.get("ansible_user", "root")) != "root":
@@ -110,25 +89,8 @@ def ssh_probe(node: Node, timeout: float = 10.0) -> Probe:
                 sudo_error = err.strip().splitlines()[-1] if err.strip() else f"rc {rc}"
         _, out, _ = _exec(client, "sh -c " + shlex.quote(_PROBE), timeout)
         values = parse_probe(out)
-        # the clock through one open shell, three times, keeping the shortest round trip:
-        # the remote reading then lies within that round trip (a new exec per reading
-        # would put it near the end of a long session setup)
-        transport = client.get_transport()
-        if transport is None:
-            raise paramiko.SSHException("the SSH connection closed")
-        channel = transport.open_session(timeout=timeout)
-        channel.settimeout(timeout)
-        channel.exec_command("sh")
-        replies = channel.makefile("r")
-        readings = []
-        for _ in range(3):
-            sent = time.time()
-            channel.sendall(b"date +%s.%N\n")
-            clock = replies.readline().strip()
-            readings.append((time.time() - sent, sent, clock))
-        channel.close()
-        round_trip, sent, clock = min(readings)
-        values["clock"] = clock
+        clock, sent, round_trip = read_clock(client, timeout)
+        values["clock"] = f"{clock:.6f}"
         return Probe(values, sent, sent + round_trip, sudo_error)
     finally:
         client.close()

@@ -12,9 +12,10 @@ counter-experiment showing that set lookups do not scale with N.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 from cnilab.lab import sh
-from cnilab.lab.overlay import chain_exists, iptables_restore
+from cnilab.lab.overlay import iptables_restore
 
 CHAIN = "CNL-SCALE"
 SET_NAME = "cnl-scale"
@@ -27,14 +28,23 @@ def _never_matching(n: int) -> list[str]:
     return [str(next(hosts)) for _ in range(n)]
 
 
-def add_rules(netns: str, count: int, *, shape: str = "rules") -> int:
-    """Put ``count`` non-matching rules (``rules``), policy-shaped chains (``chains``)
-    or ipset entries (``ipset``) on the FORWARD path; returns rules loaded."""
+@dataclass(frozen=True)
+class ScaleRules:
+    """One load of the scaling rules: iptables-restore lines, ipset restore input."""
+
+    iptables: list[str]
+    ipset: str | None
+    loaded: int
+
+
+def scale_rules(count: int, shape: str) -> ScaleRules:
+    """``count`` non-matching rules (``rules``), policy-shaped chains (``chains``) or
+    ipset entries (``ipset``) on the FORWARD path (the same on a lab host or a node)."""
     if shape not in ("rules", "chains", "ipset"):
         raise ValueError(f"shape must be rules, chains or ipset, got {shape!r}")
-    remove_rules(netns)
     lines = ["*filter", f":{CHAIN} - [0:0]", f"-I FORWARD 1 -j {CHAIN}"]
     sources = _never_matching(count)
+    ipset = None
     if shape == "rules":
         lines += [f"-A {CHAIN} -s {ip}/32 -j DROP" for ip in sources]
     elif shape == "chains":
@@ -47,23 +57,36 @@ def add_rules(netns: str, count: int, *, shape: str = "rules") -> int:
                       f"-A {CHAIN}-{i} -s {ip}/32 -j DROP"]
     else:
         members = "\n".join(f"add {SET_NAME} {ip}" for ip in sources)
-        sh.run(sh.in_netns(netns, ["ipset", "restore"]),
-               input_text=f"create {SET_NAME} hash:ip maxelem {max(65536, count)}\n{members}\n")
+        ipset = f"create {SET_NAME} hash:ip maxelem {max(65536, count)}\n{members}\n"
         lines.append(f"-A {CHAIN} -m set --match-set {SET_NAME} src -j DROP")
     lines.append("COMMIT")
-    iptables_restore(netns, lines)
-    return len([line for line in lines if line.startswith("-A ")])
+    return ScaleRules(lines, ipset, len([line for line in lines if line.startswith("-A ")]))
+
+
+def removal_script() -> str:
+    """A POSIX shell script removing what ``scale_rules`` loaded (idempotent), for lab
+    hosts and for nodes reached over SSH. The chains are flushed and deleted in one
+    ``iptables-restore`` transaction: one iptables call per chain re-reads the whole
+    table each time and takes minutes for thousands of chains."""
+    return (f"iptables -D FORWARD -j {CHAIN} 2>/dev/null; "
+            f"chains=$(iptables -S | awk '$1 == \"-N\" && $2 ~ /^{CHAIN}/ {{print $2}}'); "
+            "if [ -n \"$chains\" ]; then { echo '*filter'; "
+            "for c in $chains; do echo \":$c - [0:0]\"; done; "
+            "for c in $chains; do echo \"-X $c\"; done; echo COMMIT; } "
+            "| iptables-restore --noflush || exit 1; fi; "
+            f"ipset destroy {SET_NAME} 2>/dev/null; true")
+
+
+def add_rules(netns: str, count: int, *, shape: str = "rules") -> int:
+    """Load ``scale_rules`` into a lab host; returns the rules loaded."""
+    rules = scale_rules(count, shape)
+    remove_rules(netns)
+    if rules.ipset is not None:
+        sh.run(sh.in_netns(netns, ["ipset", "restore"]), input_text=rules.ipset)
+    iptables_restore(netns, rules.iptables)
+    return rules.loaded
 
 
 def remove_rules(netns: str) -> None:
     """Remove everything ``add_rules`` added (idempotent)."""
-    if chain_exists(netns, CHAIN):
-        out = sh.run(sh.in_netns(netns, ["iptables", "-S"])).stdout
-        chains = [line.split()[1] for line in out.splitlines()
-                  if line.startswith(f"-N {CHAIN}")]
-        sh.run(sh.in_netns(netns, ["iptables", "-D", "FORWARD", "-j", CHAIN]), check=False)
-        for chain in chains:
-            sh.run(sh.in_netns(netns, ["iptables", "-F", chain]), check=False)
-        for chain in chains:
-            sh.run(sh.in_netns(netns, ["iptables", "-X", chain]), check=False)
-    sh.run(sh.in_netns(netns, ["ipset", "destroy", SET_NAME]), check=False)
+    sh.run(sh.in_netns(netns, ["sh", "-c", removal_script()]))

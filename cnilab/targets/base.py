@@ -61,3 +61,7 @@ class Target(ABC):
     @abstractmethod
     def fidelity(self) -> list[str]:
         """What is real and what is emulated, for reports."""
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies the target beyond its kind (e.g. a cluster's inventory)."""
+        return {}

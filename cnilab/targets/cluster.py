@@ -1,0 +1,354 @@
+"""A kubeadm cluster as a benchmark target: one inventory, every plugin and mode in turn.
+
+``up`` is the switch a user runs by hand (``cnilab switch``): reset every node to its
+clean baseline, kubeadm init/join, install the plugin in the mode through its role
+(which fails unless every node runs the intended datapath), collect the node facts.
+Then the benchmark pods go up on two named nodes, with the node-built image by digest,
+and a readiness gate pings pod to pod within a node and across nodes: a run fails
+rather than measuring a cluster whose pod network does not carry traffic.
+
+Pods (nodes A and B are the inventory's first two workers, or the control plane when
+there are fewer):
+
+    cli-a, srv-a        intra-host pair on A
+    srv-b               inter-host server on B (cli-a is the client)
+    svc-b               ClusterIP Service in front of srv-b
+    bgc-a, bgs-a, bgs-b background-load client and servers (same hosts, own sockets)
+    host-a, host-b      hostNetwork pods: the nodes' own stack, no CNI on the path
+
+Node-level work (CPU counters, filter rules, clocks) goes over SSH to the node, not
+through the kubelet, so it neither waits on nor loads the API server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cnilab.ansible_engine import Progress
+from cnilab.bench import kube_startup
+from cnilab.bench.executor import Completed, Endpoint, Executor, ExecutorError
+from cnilab.bench.kube import (
+    NAMESPACE,
+    ExecSession,
+    KubectlApi,
+    KubectlError,
+    KubernetesExecutor,
+    bench_namespace,
+    bench_pod,
+    bench_service,
+)
+from cnilab.cluster import operations
+from cnilab.errors import CnilabError, InputError
+from cnilab.inventory import Node, load_inventory
+from cnilab.lab.rules import removal_script, scale_rules
+from cnilab.targets.base import Target
+
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+IMAGE_RECORD = "/var/lib/cnilab/bench-image.tar.json"   # written by roles/bench_image
+SERVICE = "svc-b"
+READY_TIMEOUT_S = 300.0
+
+
+class NodeShell(Protocol):
+    """What the target needs on a node (``cnilab.cluster.ssh.NodeShell`` over SSH)."""
+
+    def run(self, argv: list[str], timeout: float | None,
+            input_text: str | None = None) -> Completed: ...
+
+    def start(self, argv: list[str]) -> ExecSession: ...
+
+    def clock_offset(self) -> tuple[float, float]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BenchPod:
+    name: str
+    side: str            # "a" or "b": which of the two nodes
+    host_network: bool = False
+    role: str = "server"
+
+
+PODS = (BenchPod("cli-a", "a", role="client"), BenchPod("srv-a", "a"), BenchPod("srv-b", "b"),
+        BenchPod("bgc-a", "a", role="client"), BenchPod("bgs-a", "a"), BenchPod("bgs-b", "b"),
+        BenchPod("host-a", "a", True, "client"), BenchPod("host-b", "b", True))
+
+
+def bench_nodes(nodes: list[Node]) -> tuple[Node, Node]:
+    """Nodes A and B: the first two workers (the paper's two worker hosts), or the
+    control plane and a worker on a two-node cluster."""
+    ordered = ([n for n in nodes if n.group == "workers"] +
+               [n for n in nodes if n.group != "workers"])
+    if len(ordered) < 2:
+        raise InputError("a cluster benchmark needs at least two nodes in the inventory "
+                         "(intra-host and inter-host placements)")
+    return ordered[0], ordered[1]
+
+
+Provision = Callable[[operations.CniChoice, Path], Path]
+Connect = Callable[[Node], NodeShell]
+
+
+def _ssh(node: Node) -> NodeShell:
+    from cnilab.cluster.ssh import NodeShell as SshShell
+
+    return SshShell(node)
+
+
+class ClusterTarget(Target):
+    kind = "cluster"
+    emulation = False
+
+    def __init__(self, inventory: Path, profile: str = "current", *,
+                 replace_kube_proxy: bool = False, provision: Provision | None = None,
+                 connect: Connect = _ssh, progress: Progress | None = None) -> None:
+        if not inventory.is_file():
+            raise InputError(f"{inventory}: no such inventory file")
+        self.inventory = inventory
+        self.profile = profile
+        operations.kubernetes_profile(profile)
+        self.nodes = load_inventory(inventory)
+        self.node_a, self.node_b = bench_nodes(self.nodes)
+        self.control_plane = next(n for n in self.nodes if n.group == "control_plane")
+        self.replace_kube_proxy = replace_kube_proxy
+        self.provision = provision or self._switch
+        self.connect = connect
+        self.progress = progress
+        self.shells: dict[str, NodeShell] = {}
+        self.api: KubectlApi | None = None
+        self.state: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ bring up / down
+
+    def _switch(self, choice: operations.CniChoice, directory: Path) -> Path:
+        """node_reset -> kubeadm init/join -> the plugin's role -> collect."""
+        operation = operations.prepare("switch", self.inventory, self.profile, directory,
+                                       choice)
+        operations.run(operation, quiet=self.progress is not None and self.progress.quiet)
+        return operation.directory
+
+    def unavailable(self, cni: str, mode: str, *, policy: bool, hosts: int,
+                    pods_per_host: int) -> str | None:
+        from cnilab.manifests.render import release
+
+        try:
+            operations.check_cni(operations.CniChoice(cni, mode, policy))
+            release(cni, self.profile)
+        except InputError as exc:
+            return str(exc)
+        return None
+
+    def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
+           ansible_dir: Path) -> None:
+        choice = operations.CniChoice(cni, mode, policy, self.replace_kube_proxy)
+        ansible_dir.mkdir(parents=True, exist_ok=True)
+        record = self.provision(choice, ansible_dir)
+        self.state = {"cni": choice.extravars(), "switch_record": str(record)}
+        self._open()
+        self._bench_pods()
+        self._readiness_gate()
+
+    def _open(self) -> None:
+        for node in {self.control_plane.name: self.control_plane, self.node_a.name: self.node_a,
+                     self.node_b.name: self.node_b}.values():
+            if node.name not in self.shells:
+                self.shells[node.name] = self.connect(node)
+        shell = self.shells[self.control_plane.name]
+        self.api = KubectlApi(run=shell.run, start=shell.start, kubeconfig=ADMIN_KUBECONFIG)
+
+    def _api(self) -> KubectlApi:
+        if self.api is None:
+            raise CnilabError("the cluster target is not up")
+        return self.api
+
+    def _node_of(self, pod: BenchPod) -> Node:
+        return self.node_a if pod.side == "a" else self.node_b
+
+    def _image(self, node: Node) -> dict[str, Any]:
+        done = self.shells[node.name].run(["cat", IMAGE_RECORD], 20.0)
+        try:
+            record = json.loads(done.stdout)
+            return {"reference": str(record["reference"]), "digest": str(record["digest"]),
+                    "tag": str(record.get("tag", ""))}
+        except (ValueError, KeyError, TypeError):
+            raise CnilabError(f"{node.name}: no benchmark image record at {IMAGE_RECORD} "
+                              "(roles/bench_image runs in `cnilab cluster up`)") from None
+
+    def _bench_pods(self) -> None:
+        api = self._api()
+        images = {n.name: self._image(n) for n in (self.node_a, self.node_b)}
+        api.delete("namespace", NAMESPACE, name=NAMESPACE)
+        documents = [bench_namespace()]
+        for pod in PODS:
+            node = self._node_of(pod)
+            documents.append(bench_pod(pod.name, node.name, images[node.name]["reference"],
+                                       host_network=pod.host_network, role=pod.role))
+        documents.append(bench_service(SERVICE, "srv-b"))
+        api.apply(documents)
+        pods = self._wait_ready([p.name for p in PODS])
+        service = api.get("service", NAMESPACE, name=SERVICE)
+        cluster_ip = service.get("spec", {}).get("clusterIP", "")
+        if not cluster_ip:
+            raise CnilabError(f"Service {SERVICE} has no ClusterIP")
+        self.state.update(nodes={"a": self.node_a.name, "b": self.node_b.name},
+                          images=images, pods=pods, service_ip=cluster_ip)
+
+    def _wait_ready(self, names: list[str]) -> dict[str, dict[str, str]]:
+        api = self._api()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            listing = api.get("pods", NAMESPACE).get("items", [])
+            found = {p["metadata"]["name"]: p for p in listing}
+            ready = {n: p for n, p in found.items() if _is_ready(p)}
+            if all(n in ready for n in names):
+                return {n: {"ip": ready[n]["status"].get("podIP", ""),
+                            "node": ready[n]["spec"].get("nodeName", ""),
+                            "image_id": (ready[n]["status"].get("containerStatuses") or [{}])[0]
+                            .get("imageID", "")} for n in names}
+            if time.monotonic() > deadline:
+                waiting = [f"{n} ({_why_not_ready(found.get(n))})" for n in names
+                           if n not in ready]
+                raise CnilabError(f"benchmark pods not Ready after {READY_TIMEOUT_S:g} s: "
+                                  + ", ".join(waiting))
+            time.sleep(1.0)
+
+    def _readiness_gate(self) -> None:
+        """Pod to pod within node A and from A to B, three echoes each, must answer."""
+        api = self._api()
+        pods = self.state["pods"]
+        for target in ("srv-a", "srv-b"):
+            address = pods[target]["ip"]
+            done = api.exec(NAMESPACE, "cli-a", ["ping", "-c", "3", "-W", "2", address], 30.0)
+            if done.returncode != 0:
+                where = "on the same node" if target == "srv-a" else "across nodes"
+                raise CnilabError(
+                    f"readiness gate: pod cli-a on {self.node_a.name} gets no reply from "
+                    f"{target} ({address}) {where}; the pod network is not carrying traffic, "
+                    f"nothing is measured: {(done.stdout + done.stderr).strip()[-300:]}")
+        self.state["readiness_gate"] = "ping cli-a -> srv-a and cli-a -> srv-b answered"
+
+    def down(self, *, ansible_dir: Path | None = None) -> None:
+        """Remove the benchmark namespace; the plugin stays until the next switch resets
+        the nodes (a reset here would only repeat that one)."""
+        if self.api is not None:
+            with contextlib.suppress(KubectlError):
+                self.api.delete("namespace", NAMESPACE, name=NAMESPACE)
+        for shell in self.shells.values():
+            shell.close()
+        self.shells, self.api = {}, None
+
+    # ------------------------------------------------------------ measurement
+
+    def _endpoint(self, pod: str) -> Endpoint:
+        info = self.state["pods"][pod]
+        spec = next(p for p in PODS if p.name == pod)
+        return Endpoint(pod, info["node"], info["ip"], "host" if spec.host_network else "pod",
+                        netns=pod)
+
+    def endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
+        e = self._endpoint
+        if placement == "intra-host":
+            return e("cli-a"), e("srv-a")
+        if placement == "inter-host":
+            return e("cli-a"), e("srv-b")
+        if placement == "service":
+            backend = e("srv-b")
+            return e("cli-a"), Endpoint(f"svc/{SERVICE}->srv-b", backend.host,
+                                        self.state["service_ip"], "service", "srv-b",
+                                        bind_address=backend.address)
+        if placement in ("underlay", "host-network"):
+            return e("host-a"), e("host-b")
+        raise InputError(f"the cluster target has no placement '{placement}'")
+
+    def background_endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
+        if placement in ("underlay", "host-network"):
+            return self.endpoints(placement)
+        if placement == "intra-host":
+            return self._endpoint("bgc-a"), self._endpoint("bgs-a")
+        return self._endpoint("bgc-a"), self._endpoint("bgs-b")
+
+    def _node_run(self, node: str, script: str, input_text: str | None = None) -> Completed:
+        done = self.shells[node].run(["sh", "-c", script], 120.0, input_text)
+        if done.returncode != 0:
+            raise CnilabError(f"{node}: {script.split()[0]} failed: "
+                              f"{(done.stderr or done.stdout).strip()[-300:]}")
+        return done
+
+    def set_path_rules(self, count: int, shape: str) -> int:
+        """The lab's non-matching rules (or ipset), on the FORWARD path of both nodes."""
+        loaded = 0
+        for node in (self.node_a.name, self.node_b.name):
+            self._node_run(node, removal_script())
+            if count:
+                rules = scale_rules(count, shape)
+                if rules.ipset:
+                    self._node_run(node, "ipset restore", rules.ipset)
+                self._node_run(node, "iptables-restore --noflush",
+                               "\n".join(rules.iptables) + "\n")
+                loaded = rules.loaded
+        return loaded
+
+    def start_pods(self, count: int, attempt: int) -> dict[str, Any]:
+        node = self.node_a
+        cp_offset, cp_error = self.shells[self.control_plane.name].clock_offset()
+        node_offset, node_error = self.shells[node.name].clock_offset()
+        clocks = kube_startup.Clocks(cp_offset, node_offset, cp_error + node_error)
+        return kube_startup.measure(self._api(), node.name, self.state["images"][node.name]
+                                    ["reference"], self.state["pods"]["srv-a"]["ip"], count,
+                                    attempt, clocks)
+
+    def _read(self, node: str, path: str) -> str:
+        done = self.shells[node].run(["cat", path], 20.0)
+        if done.returncode != 0:
+            raise ExecutorError(f"{node}: cannot read {path}: {done.stderr.strip()}")
+        return done.stdout
+
+    def executor(self) -> Executor:
+        return KubernetesExecutor(self._api(), node_read=self._read)
+
+    def describe(self) -> dict[str, Any]:
+        return {"inventory": str(self.inventory), "profile": self.profile,
+                "nodes": {"a": self.node_a.name, "b": self.node_b.name,
+                          "control_plane": self.control_plane.name},
+                "replace_kube_proxy": self.replace_kube_proxy}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"target": "cluster", "inventory": str(self.inventory), "profile": self.profile,
+                **self.state}
+
+    def fidelity(self) -> list[str]:
+        images = self.state.get("images", {})
+        digests = ", ".join(f"{n}: {i['digest']}" for n, i in sorted(images.items()))
+        return [
+            f"Real kubeadm cluster ({self.inventory.name}, pin profile {self.profile}); the "
+            "plugin was installed by its role from the pinned, sha256-verified upstream file "
+            "and its mode checked on every node before measuring (record: "
+            f"{self.state.get('switch_record', '?')}).",
+            f"Benchmark pods run the image built on each node from the pinned tools ({digests}).",
+            "underlay and host-network are both hostNetwork pods on the two nodes (no CNI on "
+            "the path). CPU cost is per node from /proc/stat read over SSH; perf is not run "
+            "on the nodes.",
+        ]
+
+
+def _is_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []) or [])
+
+
+def _why_not_ready(pod: dict[str, Any] | None) -> str:
+    if pod is None:
+        return "not created"
+    status = pod.get("status", {})
+    for c in status.get("containerStatuses", []) or []:
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting:
+            return f"{waiting.get('reason', 'waiting')}: {waiting.get('message', '')}".strip(": ")
+    return str(status.get("phase", "unknown"))

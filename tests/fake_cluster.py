@@ -1,0 +1,152 @@
+"""FAKE Kubernetes API server and control-plane kubectl, for the cluster target's tests.
+
+No API server, kubelet or kubeadm can run on the build machine. This fake stands in
+for exactly those: it interprets the kubectl command lines the cluster target sends
+(apply, get, exec, delete), validates every applied object strictly against the
+pinned Kubernetes schemas (as an API server would reject it), and places "pods" onto
+the netns lab's pods and hosts. Everything below the API is real: the lab's datapath
+(bridges, VXLAN, routes, kube-proxy's iptables DNAT for the Service), iperf3, netperf,
+ping, iptables on the "nodes".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnilab.bench.executor import Completed
+from cnilab.bench.kube import PopenSession
+from cnilab.lab import core, kube_proxy
+from cnilab.lab.plan import LabPlan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _kubernetes_version() -> str:
+    pins = yaml.safe_load((ROOT / "versions" / "kubernetes.yml").read_text())
+    return ".".join(pins["profiles"]["current"]["kubernetes"].split(".")[:2]) + ".0"
+
+
+class FakeKubectl:
+    """FAKE: kubectl + API server over a netns lab. ``nodes`` maps node names to lab hosts."""
+
+    def __init__(self, plan: LabPlan, nodes: dict[str, str]) -> None:
+        self.plan = plan
+        self.hosts = {h.name: h for h in plan.hosts}
+        self.nodes = nodes
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.placed: dict[str, str] = {}     # pod -> netns
+        self.calls: list[list[str]] = []
+
+    def _place(self, pod: dict[str, Any]) -> str:
+        host = self.hosts[self.nodes[pod["spec"]["nodeName"]]]
+        if pod["spec"].get("hostNetwork"):
+            return host.netns
+        used = set(self.placed.values())
+        free = [p for p in host.pods if p.netns not in used]
+        return free[0].netns
+
+    def _address(self, pod_name: str) -> str:
+        netns = self.placed[pod_name]
+        for host in self.plan.hosts:
+            if host.netns == netns:
+                return host.underlay_ip
+            for p in host.pods:
+                if p.netns == netns:
+                    return core.pod_address(self.plan, p)
+        raise KeyError(pod_name)
+
+    def _pod_status(self, pod: dict[str, Any]) -> dict[str, Any]:
+        name = pod["metadata"]["name"]
+        return {**pod, "status": {"phase": "Running", "podIP": self._address(name),
+                                  "conditions": [{"type": "Ready", "status": "True"}],
+                                  "containerStatuses": [{"imageID": pod["spec"]["containers"]
+                                                         [0]["image"],
+                                                         "state": {"running": {}}}]}}
+
+    def run(self, argv: list[str], timeout: float | None,
+            input_text: str | None = None) -> Completed:
+        self.calls.append(argv)
+        args = argv[1:]
+        if args[:1] == ["--kubeconfig"]:
+            args = args[2:]
+        verb = args[0]
+        if verb == "exec":
+            pod = args[3]
+            command = args[args.index("--") + 1:]
+            full = ["ip", "netns", "exec", self.placed[pod], *command]
+            proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+            return Completed(argv, proc.returncode, proc.stdout, proc.stderr, 0.0)
+        if verb == "apply":
+            import kubernetes_validate
+
+            assert input_text is not None
+            for item in json.loads(input_text)["items"]:
+                kubernetes_validate.validate(item, _kubernetes_version(), strict=True)
+                key = (item["kind"], item["metadata"]["name"])
+                self.objects[key] = item
+                if item["kind"] == "Pod":
+                    self.placed[item["metadata"]["name"]] = self._place(item)
+                if item["kind"] == "Service":
+                    backend = [n for (k, n), o in self.objects.items() if k == "Pod" and all(
+                        o["metadata"]["labels"].get(lk) == lv
+                        for lk, lv in item["spec"]["selector"].items())]
+                    # the lab's kube-proxy rules send the ClusterIP to this one pod
+                    assert [self.placed[b] for b in backend] == [
+                        self.plan.hosts[1].pods[0].netns], backend
+            return Completed(argv, 0, "applied", "", 0.0)
+        if verb == "get":
+            kind = args[1]
+            if kind == "service":
+                return Completed(argv, 0, json.dumps(
+                    {"spec": {"clusterIP": kube_proxy.service_ip(self.plan)}}), "", 0.0)
+            items = [self._pod_status(o) for (k, _), o in self.objects.items() if k == "Pod"]
+            return Completed(argv, 0, json.dumps({"items": items}), "", 0.0)
+        if verb == "delete":
+            if args[1] == "namespace":
+                self.objects.clear()
+                self.placed.clear()
+            return Completed(argv, 0, "", "", 0.0)
+        return Completed(argv, 1, "", f"FAKE API: '{verb}' is not implemented", 0.0)
+
+    def start(self, argv: list[str]) -> PopenSession:
+        self.calls.append(argv)
+        args = argv[3:] if argv[1] == "--kubeconfig" else argv[1:]
+        pod = args[3]
+        return PopenSession(["ip", "netns", "exec", self.placed[pod],
+                             *args[args.index("--") + 1:]])
+
+
+class LabNodeShell:
+    """A "node" reached over SSH = a lab host namespace (commands run there for real);
+    ``files`` maps node paths to files of this machine (the image record)."""
+
+    def __init__(self, netns: str, kubectl: FakeKubectl | None,
+                 files: dict[str, Path]) -> None:
+        self.netns = netns
+        self.kubectl = kubectl
+        self.files = files
+
+    def run(self, argv: list[str], timeout: float | None,
+            input_text: str | None = None) -> Completed:
+        if argv[:1] == ["kubectl"] and self.kubectl is not None:
+            return self.kubectl.run(argv, timeout, input_text)
+        argv = [str(self.files.get(a, a)) for a in argv]
+        proc = subprocess.run(["ip", "netns", "exec", self.netns, *argv], input=input_text,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        return Completed(argv, proc.returncode, proc.stdout, proc.stderr, 0.0)
+
+    def start(self, argv: list[str]) -> PopenSession:
+        assert self.kubectl is not None and argv[:1] == ["kubectl"]
+        return self.kubectl.start(argv)
+
+    def clock_offset(self) -> tuple[float, float]:
+        return 0.0, 0.0      # every "node" is this machine
+
+    def close(self) -> None:
+        pass
