@@ -276,6 +276,13 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
                             extravars={"node_reset_reboot": True} if reboot else None)
     for check in checks:
         print(check.render())
+    if choice is not None:   # deploy, switch: the plugin must carry pod traffic
+        from cnilab.targets.cluster import ClusterTarget
+
+        gate = ClusterTarget(Path(args.inventory), args.profile).verify_pod_network()
+        (operation.directory / "pod-network.json").write_text(
+            json.dumps(gate, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"pod network: {gate['readiness_gate']}")
     print(operation.directory)
     return 0
 

@@ -185,12 +185,16 @@ def test_readiness_gate_and_rules_on_both_nodes(clean_lab: None, tmp_path: Path)
         assert target.set_path_rules(0, "rules") == 0
         for host in plan.hosts:
             assert CHAIN not in sh.run(sh.in_netns(host.netns, ["iptables-save"])).stdout
+        target.down()
+        # the gate alone, as `cnilab deploy` runs it: pods up, ping, pods removed
+        gate = target.verify_pod_network()
+        assert gate["readiness_gate"] == "ping cli-a -> srv-a and cli-a -> srv-b answered"
+        assert switch.kubectl is not None and not switch.kubectl.objects
         # break the path across nodes (host-gw: the route to the other node's pods)
         h1 = plan.hosts[0]
-        block = plan.hosts[1].pod_subnet
-        sh.run(sh.in_netns(h1.netns, ["ip", "route", "del", block]))
+        sh.run(sh.in_netns(h1.netns, ["ip", "route", "del", plan.hosts[1].pod_subnet]))
         with pytest.raises(CnilabError, match=r"no reply from srv-b .* across nodes"):
-            target._readiness_gate()
+            target.verify_pod_network()
     finally:
         target.down()
         switch.lab.down()

@@ -106,9 +106,24 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
 
 
 def test_reproduce_refuses_what_it_cannot_do(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    proc = cli("reproduce", "lanman2020", "--lab", "vagrant")
-    assert proc.returncode == 2
-    assert "real-cluster runs (--lab vagrant, --inventory) are not available yet" in proc.stderr
+    out = tmp_path / "runs"
+    if not (Path(__file__).resolve().parent.parent / "inventories" / "vagrant" /
+            "hosts.yml").exists():   # a developer's running Vagrant lab would be used
+        proc = cli("reproduce", "lanman2020", "--lab", "vagrant", "--out", str(out))
+        assert proc.returncode == 2
+        assert "hosts.yml does not exist; run `vagrant up` and `cnilab inventory vagrant`" \
+            in proc.stderr
+    proc = cli("reproduce", "lanman2020", "--inventory", str(tmp_path / "nope.yml"),
+               "--out", str(out))
+    assert proc.returncode == 2 and "nope.yml: no such inventory file" in proc.stderr
+    (tmp_path / "one.yml").write_text(
+        "all:\n  children:\n    control_plane:\n      hosts:\n        cp1: {node_ip: 10.1.0.1}\n"
+        "    workers:\n      hosts:\n        w1: {node_ip: 10.1.0.2}\n")
+    proc = cli("reproduce", "lanman2020", "--inventory", str(tmp_path / "one.yml"),
+               "--profile", "paper-1999", "--out", str(out))
+    assert proc.returncode == 2 and "--profile paper-1999: not in versions/kubernetes.yml" \
+        in proc.stderr
+    assert not out.exists()    # refused before a run directory was made
     proc = cli("reproduce", "lanman1999")
     assert proc.returncode == 2 and "no study 'lanman1999' (known: lanman2020" in proc.stderr
     proc = cli("verify", str(tmp_path / "nope.tar.gz"))

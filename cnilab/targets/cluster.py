@@ -234,6 +234,18 @@ class ClusterTarget(Target):
                     f"nothing is measured: {(done.stdout + done.stderr).strip()[-300:]}")
         self.state["readiness_gate"] = "ping cli-a -> srv-a and cli-a -> srv-b answered"
 
+    def verify_pod_network(self) -> dict[str, Any]:
+        """The readiness gate alone, on whatever plugin is installed (after ``cnilab
+        deploy``/``switch``): the benchmark pods go up, ping, and are removed again.
+        Returns what was seen (pods, addresses, images); raises when a ping fails."""
+        try:
+            self._open()
+            self._bench_pods()
+            self._readiness_gate()
+            return dict(self.state)
+        finally:
+            self.down()
+
     def down(self, *, ansible_dir: Path | None = None) -> None:
         """Remove the benchmark namespace; the plugin stays until the next switch resets
         the nodes (a reset here would only repeat that one)."""
