@@ -23,6 +23,7 @@ from cnilab.cni.base import ClusterNetwork, ModeOptions, flatten
 from cnilab.cni.registry import plugin_for
 from cnilab.errors import InputError
 from cnilab.manifests import lock
+from cnilab.manifests.crds import custom_resource_problems
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -119,4 +120,9 @@ def render(cni: str, mode: str, profile: str, network: ClusterNetwork,
         data = chart_values(data, source)
     documents = module.patch(parse_documents(data, source), mode, network, version,
                              options or ModeOptions())
+    problems = custom_resource_problems(documents)
+    if problems:
+        listing = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"
+                                             if len(problems) > 5 else "")
+        raise InputError(f"{source}: custom resources do not match their CRDs: {listing}")
     return Rendered(cni, mode, version, source, digest, documents, options or ModeOptions())
