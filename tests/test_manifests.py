@@ -213,6 +213,46 @@ def test_kube_router_current_release_patched_and_valid(mode: str, policy: bool,
     _validate(rendered.documents, _k8s_schema_version("current"))
 
 
+def test_kube_router_as_the_service_proxy() -> None:
+    """Service proxy on: IPVS proxy, kubeadm skips kube-proxy, and the API server's own
+    address in a kubeconfig ConfigMap mounted where --kubeconfig names it."""
+    from cnilab.cni import kube_router
+    from cnilab.cni.base import ModeOptions
+
+    options = ModeOptions(replace_kube_proxy=True)
+    assert kube_router.skips_kube_proxy("bgp", options)
+    path = _upstream("kube-router/v2.11.1/kubeadm-kuberouter.yaml")
+    rendered = render("kube-router", "bgp", "current", NETWORK, from_file=path,
+                      options=options)
+    args = _kube_router_agent(rendered.documents)["args"]
+    assert "--run-service-proxy=true" in args
+    assert "--kubeconfig=/var/lib/kube-router/kubeconfig" in args
+    (config,) = [d for d in rendered.documents if d["kind"] == "ConfigMap"
+                 and d["metadata"]["name"] == kube_router.KUBECONFIG_MAP]
+    kubeconfig = json.loads(config["data"]["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://192.168.56.10:6443"
+    assert kubeconfig["users"][0]["user"]["tokenFile"].endswith("serviceaccount/token")
+    (daemonset,) = [d for d in rendered.documents if d["kind"] == "DaemonSet"]
+    spec = daemonset["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "kubeconfig"]
+    assert volume == {"name": "kubeconfig", "configMap": {
+        "name": kube_router.KUBECONFIG_MAP,
+        "items": [{"key": "kubeconfig", "path": "kubeconfig"}]}}
+    mounts = [m for c in spec["containers"] for m in c.get("volumeMounts", [])
+              if m["name"] == "kubeconfig"]
+    assert [m["mountPath"] for m in mounts] == ["/var/lib/kube-router"]
+    (cni,) = [d for d in rendered.documents if d["kind"] == "ConfigMap"
+              and d["metadata"]["name"] == "kube-router-cfg"]
+    bridge = [p for p in json.loads(cni["data"]["cni-conf.json"])["plugins"]
+              if p["type"] == "bridge"]
+    assert bridge[0]["hairpinMode"] is True
+    _validate(rendered.documents, _k8s_schema_version("current"))
+    # plugins without a Service mode refuse the option rather than ignore it
+    with pytest.raises(InputError, match="kube-proxy replacement is not a mode"):
+        render("flannel", "vxlan", "current", NETWORK, options=options,
+               from_file=_upstream("flannel/v0.28.9/kube-flannel.yml"))
+
+
 def test_kube_router_mtu_goes_into_the_bridge_plugin() -> None:
     path = _upstream("kube-router/v1.0.1/kubeadm-kuberouter.yaml")
     with pytest.raises(InputError, match=r"v1\.0\.1 cannot derive the pod MTU"):

@@ -99,3 +99,35 @@ def test_baseline_table_is_restored_exactly() -> None:
         ":OUTPUT ACCEPT [0:0]", "-A FORWARD -j KUBE-FORWARD",
         '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -j ACCEPT',
         "COMMIT"]
+
+
+def test_ipvs_services_are_residue_too() -> None:
+    """kube-proxy in IPVS mode and kube-router's service proxy leave virtual services in
+    the kernel, which no link, rule or file shows."""
+    proc_net_ip_vs = """\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+TCP  0A600001:01BB rr
+  -> C0A8380A:192B      Masq    1      0          0
+UDP  0A60000A:0035 rr
+FWM  00000001 rr
+"""
+    assert node_state.parse_ip_vs(proc_net_ip_vs) == [
+        "FWM 00000001", "TCP 10.96.0.1:443", "UDP 10.96.0.10:53"]
+    base = _snapshot()
+    base["ipvs"] = []
+    now = copy.deepcopy(base)
+    now["ipvs"] = node_state.parse_ip_vs(proc_net_ip_vs)
+    assert "ipvs service TCP 10.96.0.1:443: not in the baseline" in \
+        node_state.differences(base, now)
+    assert ["ipvsadm", "--clear"] in node_state.purge_actions(base, now)
+    # a node with IPVS services of its own keeps them: only the extra ones go
+    base["ipvs"] = ["TCP 192.0.2.1:80"]
+    now["ipvs"].append("TCP 192.0.2.1:80")
+    actions = node_state.purge_actions(base, now)
+    assert ["ipvsadm", "--clear"] not in actions
+    assert ["ipvsadm", "--delete-service", "--tcp-service", "10.96.0.1:443"] in actions
+    # a baseline recorded before IPVS was captured compares as "none"
+    del base["ipvs"]
+    assert node_state.differences(base, now)

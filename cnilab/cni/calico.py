@@ -34,6 +34,8 @@ from cnilab.cni.base import (
 from cnilab.errors import InputError
 
 name = "calico"
+# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
+REPLACES_KUBE_PROXY = False
 # mode -> (calico_backend, IPv4 pool IPIP, IPv4 pool VXLAN)
 MODES = {"bgp": ("bird", "Never", "Never"),
          "ipip": ("bird", "Always", "Never"),

@@ -27,6 +27,8 @@ from cnilab.cni.base import DEFAULT_OPTIONS, ClusterNetwork, Document, ModeOptio
 from cnilab.errors import InputError
 
 name = "cilium"
+# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
+REPLACES_KUBE_PROXY = True
 MODES = ("vxlan", "native")
 API_SERVER_PORT = 6443
 

@@ -29,6 +29,8 @@ from cnilab.cni.base import (
 from cnilab.errors import InputError
 
 name = "flannel"
+# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
+REPLACES_KUBE_PROXY = False
 BACKENDS = {"vxlan": "vxlan", "host-gw": "host-gw"}
 CONFIGMAP = "kube-flannel-cfg"
 

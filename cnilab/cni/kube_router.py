@@ -3,11 +3,12 @@
 Where its knobs live (v1.0.1 and v2.11.1): flags of the ``kube-router`` container —
 ``--enable-overlay`` / ``--overlay-type`` choose pure BGP routing (overlay off) or IP-in-IP
 tunnels to nodes in other subnets (``subnet``) or to every node (``full``);
-``--run-firewall`` is network-policy enforcement. The pod CIDR is not in the file: each
-node's subnet comes from node.spec.podCIDR, i.e. kubeadm's podSubnet, which cnilab sets.
-Node addresses come from the Node objects (InternalIP = node_ip, checked by
-verify_cluster), so there is no interface setting. The MTU lives in the bridge plugin
-of ``cni-conf.json``; v2.11.1 derives it itself unless ``--auto-mtu=false``.
+``--run-firewall`` is network-policy enforcement; ``--run-service-proxy`` (IPVS) serves
+Services in place of kube-proxy (cnilab's "replace kube-proxy" option). The pod CIDR is
+not in the file: each node's subnet comes from node.spec.podCIDR, i.e. kubeadm's
+podSubnet, which cnilab sets. Node addresses come from the Node objects (InternalIP =
+node_ip, checked by verify_cluster), so there is no interface setting. The MTU lives in
+the bridge plugin of ``cni-conf.json``; v2.11.1 derives it itself unless ``--auto-mtu=false``.
 
 Upstream references the image without a tag (latest, pulled Always): cnilab pins the
 release tag and pulls IfNotPresent.
@@ -31,8 +32,13 @@ from cnilab.cni.base import (
 from cnilab.errors import InputError
 
 name = "kube-router"
+# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
+REPLACES_KUBE_PROXY = True
 OVERLAY = {"bgp": None, "overlay-subnet": "subnet", "overlay-full": "full"}
 IMAGE = "docker.io/cloudnativelabs/kube-router"
+KUBECONFIG_MAP = "cnilab-kube-router-kubeconfig"
+KUBECONFIG_DIR = "/var/lib/kube-router"
+API_SERVER_PORT = 6443
 
 
 def modes() -> tuple[str, ...]:
@@ -40,7 +46,7 @@ def modes() -> tuple[str, ...]:
 
 
 def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
-    return False
+    return options.replace_kube_proxy
 
 
 def _auto_mtu_flag(version: str) -> bool:
@@ -51,7 +57,7 @@ def _auto_mtu_flag(version: str) -> bool:
 
 def patch(documents: list[Document], mode: str, network: ClusterNetwork,
           version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    require_mode(name, mode, OVERLAY, options)
+    require_mode(name, mode, OVERLAY, options, REPLACES_KUBE_PROXY)
     where = f"kubeadm-kuberouter.yaml {version}"
     daemonset = find(documents, "DaemonSet", "kube-router", where)
     agents = [c for c in containers(daemonset, "kube-router") if "args" in c]
@@ -62,7 +68,10 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
     args = list(agent["args"])
     args = set_flag(args, "--run-router", "true")
     args = set_flag(args, "--run-firewall", "true" if options.policy else "false")
-    args = set_flag(args, "--run-service-proxy", "false")
+    args = set_flag(args, "--run-service-proxy",
+                    "true" if options.replace_kube_proxy else "false")
+    if options.replace_kube_proxy:
+        args = _serve_services(documents, daemonset, args, network, where)
     overlay = OVERLAY[mode]
     args = set_flag(args, "--enable-overlay", "false" if overlay is None else "true")
     if overlay is not None:
@@ -74,6 +83,8 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
     bridge = next((p for p in cni_conf.get("plugins", []) if p.get("type") == "bridge"), None)
     if bridge is None:
         raise InputError(f"{where}: cni-conf.json has no bridge plugin; update the patcher")
+    if options.replace_kube_proxy:
+        bridge["hairpinMode"] = True   # a pod reaching itself through its own Service
     if network.mtu is not None:
         bridge["mtu"] = network.mtu
         if _auto_mtu_flag(version):
@@ -89,6 +100,46 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
             container["image"] = f"{IMAGE}:{version}"
             container["imagePullPolicy"] = "IfNotPresent"
     return documents
+
+
+def _serve_services(documents: list[Document], daemonset: Document, args: list[str],
+                    network: ClusterNetwork, where: str) -> list[str]:
+    """kube-router as the service proxy (IPVS), on a cluster without kube-proxy.
+
+    Without kube-proxy the in-cluster API address (a Service) is unreachable until
+    kube-router itself programs it, so kube-router needs the API server's own address:
+    upstream's all-features file borrows kube-proxy's kubeconfig ConfigMap, which kubeadm
+    does not create when it skips kube-proxy. cnilab adds a kubeconfig of the same shape
+    (the pod's service-account token and CA, the control plane's node_ip:6443) as a
+    ConfigMap of its own and mounts it where the file names it.
+    """
+    spec = daemonset["spec"]["template"]["spec"]
+    volume = next((v for v in spec.get("volumes", []) if v.get("name") == "kubeconfig"), None)
+    agent = next(c for c in spec["containers"] if c.get("name") == "kube-router")
+    mount = next((m for m in agent.get("volumeMounts", []) if m.get("name") == "kubeconfig"),
+                 None)
+    if volume is None or mount is None:
+        raise InputError(f"{where}: no 'kubeconfig' volume mounted in kube-router; update "
+                         "the patcher")
+    volume.clear()
+    volume.update(name="kubeconfig", configMap={
+        "name": KUBECONFIG_MAP, "items": [{"key": "kubeconfig", "path": "kubeconfig"}]})
+    mount.update(mountPath=KUBECONFIG_DIR, readOnly=True)
+    secrets = "/var/run/secrets/kubernetes.io/serviceaccount"
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "default", "cluster": {
+            "certificate-authority": f"{secrets}/ca.crt",
+            "server": f"https://{network.node_ips[0]}:{API_SERVER_PORT}"}}],
+        "contexts": [{"name": "default", "context": {"cluster": "default",
+                                                     "user": "default"}}],
+        "current-context": "default",
+        "users": [{"name": "default", "user": {"tokenFile": f"{secrets}/token"}}],
+    }
+    documents.append({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": KUBECONFIG_MAP, "namespace": "kube-system"},
+                      "data": {"kubeconfig": json.dumps(kubeconfig, indent=2) + "\n"}})
+    return set_flag(args, "--kubeconfig", f"{KUBECONFIG_DIR}/kubeconfig")
 
 
 def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],

@@ -24,3 +24,8 @@ def plugin_for(name: str, mode: str) -> ModuleType:
     if mode not in module.modes():
         raise InputError(f"--mode {mode}: {name} modes are {', '.join(module.modes())}")
     return module
+
+
+def can_replace_kube_proxy(name: str) -> bool:
+    """Whether the plugin has a mode of serving Services without kube-proxy."""
+    return bool(plugin(name).REPLACES_KUBE_PROXY)

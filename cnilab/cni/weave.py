@@ -30,6 +30,8 @@ from cnilab.cni.base import (
 from cnilab.errors import InputError
 
 name = "weave"
+# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
+REPLACES_KUBE_PROXY = False
 MODES = ("fastdp", "sleeve")
 IMAGES = ("weaveworks/weave-kube", "weaveworks/weave-npc")
 

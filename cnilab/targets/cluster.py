@@ -147,7 +147,11 @@ class ClusterTarget(Target):
 
     def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
            ansible_dir: Path) -> None:
-        choice = operations.CniChoice(cni, mode, policy, self.replace_kube_proxy)
+        from cnilab.cni.registry import can_replace_kube_proxy
+
+        # --replace-kube-proxy asks it of every plugin that can; the others keep kube-proxy
+        choice = operations.CniChoice(cni, mode, policy, self.replace_kube_proxy
+                                      and can_replace_kube_proxy(cni))
         ansible_dir.mkdir(parents=True, exist_ok=True)
         record = self.provision(choice, ansible_dir)
         self.state = {"cni": choice.extravars(), "switch_record": str(record)}

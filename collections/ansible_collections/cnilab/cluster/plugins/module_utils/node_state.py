@@ -155,6 +155,31 @@ def _qdiscs(run: Runner) -> List[str]:
                   if q.get("kind") in ("clsact", "ingress"))
 
 
+def parse_ip_vs(text: str) -> List[str]:
+    """IPVS virtual services ("TCP 10.96.0.1:443") from /proc/net/ip_vs: what kube-proxy
+    in IPVS mode and kube-router's service proxy leave in the kernel (not a link, a
+    rule or a file, so nothing else here would see it)."""
+    services = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in ("TCP", "UDP", "SCTP"):
+            address, _, port = words[1].rpartition(":")
+            if len(address) == 8:
+                address = ".".join(str(int(address[i:i + 2], 16)) for i in range(0, 8, 2))
+            services.append(f"{words[0]} {address}:{int(port, 16)}")
+        elif len(words) >= 2 and words[0] == "FWM":
+            services.append(f"FWM {words[1]}")
+    return sorted(services)
+
+
+def _ipvs(path: str = "/proc/net/ip_vs") -> Optional[List[str]]:
+    try:
+        with open(path) as handle:
+            return parse_ip_vs(handle.read())
+    except OSError:
+        return None   # no IPVS module loaded: nothing can be left there
+
+
 def _tree(root: str) -> Optional[List[str]]:
     if not os.path.isdir(root):
         return None
@@ -186,6 +211,7 @@ def capture(run: Runner, watched_paths: List[str], sysctls: List[str],
         "nft_tables": _nft_tables(run),
         "ipsets": _ipsets(run),
         "qdiscs": _qdiscs(run),
+        "ipvs": _ipvs(),
         "bpf": _tree(bpf_root),
         "bpf_root": bpf_root,
         "paths": {path: _tree(path) if os.path.isdir(path) else
@@ -229,6 +255,8 @@ def differences(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
     diff += [f"nft table {t}: not in the baseline" for t in _native_nft_extra(baseline, now)]
     diff += [f"ipset {item}: not in the baseline"
              for item in _extra(now["ipsets"] or [], baseline["ipsets"] or [])]
+    diff += [f"ipvs service {item}: not in the baseline"
+             for item in _extra(now.get("ipvs") or [], baseline.get("ipvs") or [])]
     if now["bpf"] is not None:
         diff += ["bpf {}/{}: not in the baseline".format(now["bpf_root"], item)
                  for item in _extra(now["bpf"], baseline["bpf"] or [])]
@@ -319,6 +347,15 @@ def purge_actions(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[List[st
         actions.append(["nft", "delete", "table", family, name])
     for name in _extra(now["ipsets"] or [], baseline["ipsets"] or []):
         actions.append(["ipset", "destroy", name])
+    extra_services = _extra(now.get("ipvs") or [], baseline.get("ipvs") or [])
+    if extra_services and not baseline.get("ipvs"):
+        actions.append(["ipvsadm", "--clear"])     # none of the node's own: clear them all
+    else:
+        flags = {"TCP": "--tcp-service", "UDP": "--udp-service", "SCTP": "--sctp-service",
+                 "FWM": "--fwmark-service"}
+        for service in extra_services:
+            protocol, address = service.split(" ", 1)
+            actions.append(["ipvsadm", "--delete-service", flags[protocol], address])
     for item in _extra(now["qdiscs"], baseline["qdiscs"]):
         kind, dev = item.split(" ", 1)
         if dev in baseline["links"]:
