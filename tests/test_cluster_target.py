@@ -279,3 +279,15 @@ def test_startup_pods_validate_strictly() -> None:
     kubernetes_validate.validate(startup_pod("s-1", "w1", "img@sha256:" + "c" * 64,
                                              "10.244.1.2", "a1"), version, strict=True)
     kubernetes_validate.validate(bench_namespace(), version, strict=True)
+
+
+def test_real_only_modes_run_on_clusters_and_are_skipped_by_the_lab(tmp_path: Path) -> None:
+    target = ClusterTarget(_inventory(tmp_path / "hosts.yml"))
+    lab = NetnsTarget()
+    for cni, mode in (("weave", "sleeve"), ("kube-router", "overlay-full"),
+                      ("kube-router", "overlay-subnet")):
+        assert target.unavailable(cni, mode, policy=False, hosts=2, pods_per_host=4) is None
+        why = lab.unavailable(cni, mode, policy=False, hosts=2, pods_per_host=4)
+        if why is not None:     # None only without root, where the run stops anyway
+            assert why == (f"{cni}/{mode} runs on real clusters only (--inventory): the netns "
+                           "lab does not emulate it")

@@ -34,6 +34,9 @@ def _atomic_write(path: Path, text: str) -> None:
 def check_buildable(plan: LabPlan) -> None:
     """Refuse a mode this machine cannot build: root, kernel features (named), and
     whether the lab implements the mode yet. Touches nothing."""
+    if plan.mode_info.lab == "real-only":
+        raise CapabilityError(f"{plan.cni}/{plan.mode} runs on real clusters only "
+                              "(--inventory): the netns lab does not emulate it")
     if os.geteuid() != 0:
         raise CapabilityError("the netns lab needs root (network namespaces, iptables)")
     lacking = capabilities.missing(plan.mode_info.needs)
