@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +493,27 @@ def test_calico_custom_resources_against_the_upstream_crds(tmp_path: Path) -> No
     problems = custom_resource_problems(resources, operator)
     assert len(problems) == len(resources) == 4
     assert all("no CustomResourceDefinition for operator.tigera.io/v1" in p for p in problems)
+
+
+@pytest.mark.parametrize(("mode", "policy"), [("fastdp", True), ("sleeve", False)])
+def test_weave_community_fork_is_the_current_release(mode: str, policy: bool) -> None:
+    """The current profile deploys the maintained fork (Weaveworks' 2.8.1 breaks on
+    iptables-nft >= 1.8.8): its file is pinned at the fork's tag, and the fork's images
+    get the release tag as Weaveworks' did."""
+    from cnilab.cni.base import ModeOptions
+
+    version, url = release("weave", "current")
+    assert (version, url) == ("2.9.0", "https://raw.githubusercontent.com/rajch/weave/v2.9.0/"
+                                       "prog/weave-kube/weave-daemonset-k8s-1.11.yaml")
+    assert re.fullmatch(r"[0-9a-f]{64}", lock.read_lock(lock.lock_path())[url])
+    rendered = render("weave", mode, "current", NETWORK, options=ModeOptions(policy=policy),
+                      from_file=MINI / "weave-fork-mini.yaml")
+    found = _weave_containers(rendered.documents)
+    assert sorted(found) == sorted(["weave-init", "weave"] + (["weave-npc"] if policy else []))
+    for container in found.values():
+        assert container["image"].startswith("rajchaudhuri/weave-")
+        assert container["image"].endswith(":2.9.0") and "imagePullPolicy" not in container
+    env = {e["name"]: e.get("value") for e in found["weave"]["env"]}
+    assert env["IPALLOC_RANGE"] == "10.244.0.0/16"
+    assert ("WEAVE_NO_FASTDP" in env) == (mode == "sleeve")
+    _validate(rendered.documents, _k8s_schema_version("current"))

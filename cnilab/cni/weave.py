@@ -1,7 +1,8 @@
 """Weave Net on real clusters: weave-daemonset-k8s-1.11.yaml patched for fast datapath
 or sleeve.
 
-Where its knobs live (v2.6.5 and v2.8.1; the file is a ``kind: List``): env of the
+Where its knobs live (v2.6.5, v2.8.1 and the community fork's 2.9.0; the file is a
+``kind: List``): env of the
 ``weave`` container, read by launch.sh — ``IPALLOC_RANGE`` (absent upstream; default
 10.32.0.0/12), ``WEAVE_NO_FASTDP`` (any value: sleeve, the user-space UDP encapsulation,
 instead of the kernel OVS fast datapath) and ``WEAVE_MTU`` (absent: 1376, a fixed
@@ -33,7 +34,10 @@ name = "weave"
 # Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
 REPLACES_KUBE_PROXY = False
 MODES = ("fastdp", "sleeve")
-IMAGES = ("weaveworks/weave-kube", "weaveworks/weave-npc")
+# Weaveworks' images, and the community fork's (rajch/weave, 2.8.2 on; the last
+# Weaveworks release, 2.8.1, breaks on iptables-nft >= 1.8.8)
+IMAGES = ("weaveworks/weave-kube", "weaveworks/weave-npc",
+          "rajchaudhuri/weave-kube", "rajchaudhuri/weave-npc")
 
 
 def modes() -> tuple[str, ...]:
