@@ -169,8 +169,8 @@ def draw_all(cells: list[CellSummary], emulation: bool, out_dir: Path) -> list[F
                           both, "latency", "TCP_RR round-trip latency (netperf), mean and "
                           "P99, µs", emulation, out_dir),
         bars_by_placement(cells, "iperf3-tcp", ["cpu_s_per_gbit"], both, "cpu",
-                          "Machine CPU cost per gigabit (/proc/stat), CPU-s/Gbit", emulation,
-                          out_dir),
+                          "CPU cost per gigabit (/proc/stat: the machine, or both ends' "
+                          "nodes), CPU-s/Gbit", emulation, out_dir),
         bars_by_placement(cells, "iperf3-tcp", ["cycles_per_mtu_packet"], both, "cpp",
                           "CPU cycles per MTU-sized packet (the study's CPP)", emulation,
                           out_dir),

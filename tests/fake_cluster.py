@@ -41,6 +41,11 @@ class FakeKubectl:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.placed: dict[str, str] = {}     # pod -> netns
         self.calls: list[list[str]] = []
+        # FAKE kube-system pods: the plugin's agent as a kubelet reports it
+        self.system_pods = [{"metadata": {"name": "agent-1", "namespace": "kube-system"},
+                             "status": {"containerStatuses": [{
+                                 "image": "example.invalid/cni-agent:v1",
+                                 "imageID": "example.invalid/cni-agent@sha256:" + "d" * 64}]}}]
 
     def _place(self, pod: dict[str, Any]) -> str:
         host = self.hosts[self.nodes[pod["spec"]["nodeName"]]]
@@ -64,7 +69,9 @@ class FakeKubectl:
         name = pod["metadata"]["name"]
         return {**pod, "status": {"phase": "Running", "podIP": self._address(name),
                                   "conditions": [{"type": "Ready", "status": "True"}],
-                                  "containerStatuses": [{"imageID": pod["spec"]["containers"]
+                                  "containerStatuses": [{"image": pod["spec"]["containers"]
+                                                         [0]["image"],
+                                                         "imageID": pod["spec"]["containers"]
                                                          [0]["image"],
                                                          "state": {"running": {}}}]}}
 
@@ -105,6 +112,9 @@ class FakeKubectl:
             if kind == "service":
                 return Completed(argv, 0, json.dumps(
                     {"spec": {"clusterIP": kube_proxy.service_ip(self.plan)}}), "", 0.0)
+            namespace = args[args.index("-n") + 1]
+            if namespace == "kube-system":
+                return Completed(argv, 0, json.dumps({"items": self.system_pods}), "", 0.0)
             items = [self._pod_status(o) for (k, _), o in self.objects.items() if k == "Pod"]
             return Completed(argv, 0, json.dumps({"items": items}), "", 0.0)
         if verb == "delete":

@@ -152,6 +152,8 @@ def test_engine_walks_the_matrix_through_the_cluster_target(clean_lab: None,
     assert service["endpoints"]["server"]["address"].startswith("10.96.")
     host = by_place[("calico", "host-network", "iperf3-tcp", 0)]
     assert host["endpoints"]["server"]["kind"] == "host"
+    # counted on the node's interface holding its address, not a pod's eth0
+    assert host["metrics"]["client_interface_packets"] > 0
     ruled = by_place[("calico", "inter-host", "netperf-tcp-rr", 1000)]
     assert ruled["metrics"]["transactions_per_s"] > 0
     # snapshots hold the pods, the image by digest and the readiness gate
@@ -159,7 +161,16 @@ def test_engine_walks_the_matrix_through_the_cluster_target(clean_lab: None,
     assert set(snapshot["pods"]) == {p.name for p in PODS}
     assert snapshot["images"]["w1"]["reference"].startswith("cnilab.local/bench@sha256:")
     assert "cli-a -> srv-b answered" in snapshot["readiness_gate"]
+    assert snapshot["system_images"] == {   # the digests kube-system's pods resolved to
+        "example.invalid/cni-agent:v1": ["example.invalid/cni-agent@sha256:" + "d" * 64]}
     assert any("Real kubeadm cluster" in line for line in manifest["fidelity"]["calico/bgp"])
+    # the report names the cluster, not an emulation
+    from cnilab.report import write_report
+
+    write_report(run.path)
+    report = (run.path / "report.md").read_text()
+    assert "- **Cluster:** inventory" in report and "benchmark nodes w1 and w2" in report
+    assert "Emulation notice" not in report and "Real kubeadm cluster" in report
     # every exec went into the benchmark namespace, through the admin kubeconfig
     assert switch.kubectl is not None
     execs = [c for c in switch.kubectl.calls if "exec" in c]

@@ -151,3 +151,31 @@ def test_one_filter_dispatches_to_each_plugins_mode_check() -> None:
     assert cni_mode_problems("flannel", "host-gw", [], [], {"w1": ["192.0.2.11",
                                                                    "10.244.1.0/24"]}) == [
         "no route to w1's pod subnet 10.244.1.0/24"]
+
+
+def test_cilium_configuration_check_reads_the_agents_config_map() -> None:
+    """cni_cilium's check compares the cilium-config ConfigMap (what the chart rendered)
+    with the mode: routing, tunnel protocol, kube-proxy replacement, policy. Keys as the
+    1.20 chart's cilium-configmap.yaml renders them."""
+    sys.path.insert(0, str(ROOT / "collections"))
+    from ansible_collections.cnilab.cluster.plugins.filter.cni import cni_config_problems
+
+    native = {"routing-mode": "native", "tunnel-protocol": "vxlan",
+              "auto-direct-node-routes": "true", "kube-proxy-replacement": "true",
+              "enable-policy": "never"}
+    assert cni_config_problems("cilium", "native", "current", native,
+                               replace_kube_proxy=True) == []
+    assert cni_config_problems("cilium", "vxlan", "current", native,
+                               replace_kube_proxy=True) == [
+        "cilium-config routing-mode is 'native', the mode needs 'tunnel'"]
+    assert cni_config_problems("cilium", "native", "current", native) == [
+        "cilium-config kube-proxy-replacement is 'true', the mode needs 'false'"]
+    assert "cilium-config enable-policy is 'never', the mode needs 'default'" in \
+        cni_config_problems("cilium", "native", "current", native, policy=True,
+                            replace_kube_proxy=True)
+    paper = {"tunnel": "vxlan", "kube-proxy-replacement": "disabled"}
+    assert cni_config_problems("cilium", "vxlan", "paper-2020", paper, policy=True) == []
+    assert cni_config_problems("cilium", "native", "paper-2020", paper, policy=True) == [
+        "cilium-config tunnel is 'vxlan', the mode needs 'disabled'"]
+    # plugins without an agent-config check have nothing to say here
+    assert cni_config_problems("flannel", "vxlan", "current", {}) == []

@@ -76,7 +76,7 @@ def test_bench_pod_and_service_manifests() -> None:
     spec = pod["spec"]
     assert spec["nodeName"] == "node2" and spec["hostNetwork"] is False
     container = spec["containers"][0]
-    assert container["resources"]["requests"] == container["resources"]["limits"]  # Guaranteed
+    assert "cpu" not in container["resources"]["limits"]     # no CFS quota on the tools
     assert {(p["containerPort"], p["protocol"]) for p in container["ports"]} == {
         (5201, "TCP"), (5201, "UDP"), (12865, "TCP"), (12866, "TCP"), (12866, "UDP")}
     host = bench_pod("hn-node1", "node1", "img", host_network=True, role="client")
@@ -161,3 +161,14 @@ def test_bench_manifests_validate_strictly_for_the_pinned_kubernetes(host_networ
     broken = {**pod, "spec": {**pod["spec"], "nodename": "w1"}}     # a misspelt field
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, version, strict=True)
+
+
+def test_host_network_interface_found_by_address() -> None:
+    from cnilab.bench.kube import interface_with
+
+    listing = ("1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n"
+               "2: enp1s0f0    inet 10.10.1.2/24 brd 10.10.1.255 scope global enp1s0f0\n"
+               "7: vlan5@enp1s0f1    inet 10.10.5.2/24 scope global vlan5\n")
+    assert interface_with(listing, "10.10.1.2") == "enp1s0f0"
+    assert interface_with(listing, "10.10.5.2") == "vlan5"
+    assert interface_with(listing, "10.10.9.9") is None

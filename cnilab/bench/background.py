@@ -49,15 +49,16 @@ def start(executor: Executor, client: Endpoint, server: Endpoint, flows: int, ra
     """Start the flows and return once they have had ``LEAD_S`` to ramp up."""
     load = BackgroundLoad(flows, rate_mbps)
     duration = math.ceil(seconds + LEAD_S + TAIL_S)
+    streams_per_process = groups(flows)
     try:
-        for i, _ in enumerate(groups(flows)):
+        for i, _ in enumerate(streams_per_process):
             handle = executor.start_server(server, [
                 "iperf3", "--server", "--one-off", "--json", "--bind", server.listen_address,
                 "--port", str(BASE_PORT + i)])
             load.servers.append(handle)
         for i, handle in enumerate(load.servers):
             executor.wait_listening(handle, BASE_PORT + i)
-        for i, streams in enumerate(groups(flows)):
+        for i, streams in enumerate(streams_per_process):
             load.clients.append(executor.start_client(client, [
                 "iperf3", "--client", server.address, "--port", str(BASE_PORT + i), "--json",
                 "--parallel", str(streams), "--bitrate", f"{rate_mbps}M",

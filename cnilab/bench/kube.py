@@ -138,6 +138,7 @@ class KubernetesExecutor(Executor):
         self.namespace = namespace
         # reads a node's file without going through the kubelet (None: through the pod)
         self.node_read = node_read
+        self._host_ifnames: dict[str, str] = {}
 
     def _read(self, endpoint: Endpoint, path: str) -> str:
         if self.node_read is not None:
@@ -232,8 +233,20 @@ class KubernetesExecutor(Executor):
         code = proc.poll()
         return Completed(handle.argv, code if code is not None else -1, out, err, 0.0)
 
+    def _interface(self, endpoint: Endpoint, ifname: str) -> str:
+        """The interface to count on: the pod's own ``eth0``, or for a hostNetwork pod the
+        node's interface carrying the endpoint's address (its name differs per node)."""
+        if endpoint.kind != "host":
+            return ifname
+        if endpoint.name not in self._host_ifnames:
+            done = self.api.exec(self.namespace, self._pod(endpoint),
+                                 ["ip", "-o", "-4", "addr", "show"], 10.0)
+            self._host_ifnames[endpoint.name] = interface_with(done.stdout, endpoint.address) \
+                or ifname
+        return self._host_ifnames[endpoint.name]
+
     def interface_packets(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
-        base = f"/sys/class/net/{ifname}/statistics"
+        base = f"/sys/class/net/{self._interface(endpoint, ifname)}/statistics"
         done = self.api.exec(self.namespace, self._pod(endpoint),
                              ["cat", f"{base}/rx_packets", f"{base}/tx_packets"], 10.0)
         values = done.stdout.split()
@@ -241,12 +254,20 @@ class KubernetesExecutor(Executor):
             return None
         return int(values[0]) + int(values[1])
 
-
     def interface_mtu(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
-        done = self.api.exec(self.namespace, self._pod(endpoint),
-                             ["cat", f"/sys/class/net/{ifname}/mtu"], 10.0)
+        path = f"/sys/class/net/{self._interface(endpoint, ifname)}/mtu"
+        done = self.api.exec(self.namespace, self._pod(endpoint), ["cat", path], 10.0)
         value = done.stdout.strip()
         return int(value) if done.returncode == 0 and value.isdigit() else None
+
+
+def interface_with(ip_o_addr: str, address: str) -> str | None:
+    """The interface holding ``address`` in ``ip -o -4 addr show`` output."""
+    for line in ip_o_addr.splitlines():
+        words = line.split()
+        if len(words) >= 4 and words[2] == "inet" and words[3].split("/")[0] == address:
+            return words[1].split("@")[0]
+    return None
 
 
 # ------------------------------------------------------------------ manifests
@@ -256,9 +277,10 @@ def bench_pod(name: str, node: str, image: str, *, host_network: bool = False,
               role: str = "server", namespace: str = NAMESPACE) -> dict[str, Any]:
     """A benchmark pod pinned to ``node`` that idles until commands are exec'd into it.
 
-    ``nodeName`` bypasses the scheduler (placement is the experiment), the
-    control-plane taint is tolerated so single-node runs work, and requests equal
-    limits (Guaranteed QoS) so that the kubelet's CPU manager may pin it.
+    ``nodeName`` bypasses the scheduler (placement is the experiment) and the
+    control-plane taint is tolerated so small clusters work. No CPU limit: a CFS quota
+    would throttle iperf3/netperf and measure the quota, not the datapath; the small
+    requests only let the kubelet admit the nine benchmark pods on two-vCPU nodes.
     """
     spec: dict[str, Any] = {
         "nodeName": node,
@@ -272,8 +294,8 @@ def bench_pod(name: str, node: str, image: str, *, host_network: bool = False,
             "image": image,
             "imagePullPolicy": "IfNotPresent",
             "command": ["sleep", "infinity"],
-            "resources": {"requests": {"cpu": "1", "memory": "256Mi"},
-                          "limits": {"cpu": "1", "memory": "256Mi"}},
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                          "limits": {"memory": "256Mi"}},
             "ports": [{"name": n, "containerPort": p, "protocol": proto}
                       for n, p, proto in BENCH_PORTS],
         }],

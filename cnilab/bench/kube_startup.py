@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnilab.bench.kube import NAMESPACE, STARTUP_LABEL, KubectlApi, KubectlError, startup_pod
-from cnilab.errors import CnilabError, InputError
+from cnilab.bench.suites import check_startup_pods
+from cnilab.errors import CnilabError
 
-MAX_PODS = 32
 POLL_S = 0.5
 
 
@@ -117,8 +117,7 @@ def measure(api: KubectlApi, node: str, image: str, reference_ip: str, count: in
     """Create ``count`` pods on ``node`` in one request, wait for every pod's first
     reply (or failure), delete them (waiting until they are gone, CNI DEL included) and
     return the raw record."""
-    if not 1 <= count <= MAX_PODS:
-        raise InputError(f"pod start-up: pods must be from 1 to {MAX_PODS}, got {count}")
+    check_startup_pods(count)
     batch = f"a{attempt}"
     selector = f"{STARTUP_LABEL}={batch}"
     names = [f"startup-{batch}-{i}" for i in range(1, count + 1)]

@@ -16,6 +16,9 @@ from cnilab.bench.executor import Endpoint
 from cnilab.bench.params import ParamSpec
 from cnilab.bench.parsers import iperf3 as iperf3_parser
 from cnilab.bench.parsers import netperf as netperf_parser
+from cnilab.errors import InputError
+
+MAX_STARTUP_PODS = 32   # pods started together in one pod-startup measurement
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,8 @@ class PodStartup(Suite):
     """K pods started together on one node: time to ready and to the first packet.
 
     Not a traffic test: the target starts the pods itself (lab: namespace, CNI ADD,
-    the mode's endpoint programming; Kubernetes: pod creation to Ready).
+    the mode's endpoint programming; Kubernetes: pod creation to container start and
+    first reply).
     """
 
     name = "pod-startup"
@@ -235,7 +239,7 @@ class PodStartup(Suite):
     description = "pod start-up: K pods started together on one node, per-step times"
     primary_metric = "all_ready_ms"
     params: ClassVar[dict[str, ParamSpec]] = {
-        "pods": ParamSpec("pods", int, 1, "pods started together", 1, 32),
+        "pods": ParamSpec("pods", int, 1, "pods started together", 1, MAX_STARTUP_PODS),
     }
 
 
@@ -244,6 +248,13 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     NetperfTcpCRR(), PodStartup())}
 
 STARTUP_PLACEMENT = "node"   # the cell placement of start-up suites
+
+
+def check_startup_pods(count: int) -> None:
+    """The targets' own guard (specs are checked against the same bound earlier)."""
+    if not 1 <= count <= MAX_STARTUP_PODS:
+        raise InputError(f"pod start-up: pods must be from 1 to {MAX_STARTUP_PODS}, "
+                         f"got {count}")
 
 
 def get_suite(name: str) -> Suite:

@@ -126,3 +126,25 @@ def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str,
                 problems.append(f"{pod_cidr} ({peer}) is not routed via {peer}'s node_ip "
                                 f"{node_ip}: not native routing with direct node routes")
     return problems
+
+
+def config_problems(mode: str, version: str, options: ModeOptions,
+                    config: dict[str, str]) -> list[str]:
+    """Whether the agent's own configuration (ConfigMap ``cilium-config``, what the chart
+    rendered from cnilab's values) is the intended mode: routing mode and tunnel
+    protocol, kube-proxy replacement, policy enforcement. Read from the cluster after
+    install, beside the datapath check on every node."""
+    if _major_minor(version) >= (1, 15):
+        wanted = {"routing-mode": "tunnel" if mode == "vxlan" else "native",
+                  "kube-proxy-replacement": "true" if options.replace_kube_proxy else "false",
+                  "enable-policy": "default" if options.policy else "never"}
+        if mode == "vxlan":
+            wanted["tunnel-protocol"] = "vxlan"
+        else:
+            wanted["auto-direct-node-routes"] = "true"
+    else:
+        wanted = {"tunnel": "vxlan" if mode == "vxlan" else "disabled",
+                  "kube-proxy-replacement": "strict" if options.replace_kube_proxy
+                  else "disabled"}
+    return [f"cilium-config {key} is {config.get(key, '(unset)')!r}, the mode needs {value!r}"
+            for key, value in wanted.items() if config.get(key) != value]

@@ -23,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from cnilab.bench.suites import check_startup_pods
 from cnilab.errors import CnilabError, InputError
 from cnilab.lab import core, hosts, sh
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import MAX_PODS_PER_HOST, HostPlan, LabPlan, PodPlan
 
 FIRST_PACKET_TIMEOUT_S = 3.0
-MAX_STARTUP_PODS = 32
 
 
 @dataclass
@@ -94,10 +94,11 @@ def _start_one(plan: LabPlan, host: HostPlan, pod: PodPlan, reference_ip: str) -
     return timing
 
 
-def _remove(plan: LabPlan, host: HostPlan, pod: PodPlan, address: str) -> None:
+def _remove(plan: LabPlan, host: HostPlan, pod: PodPlan, address: str,
+            existing: set[str]) -> None:
     """CNI DEL, endpoint state, namespace: best effort, every step attempted."""
     datapath = datapath_for(plan)
-    if pod.netns not in hosts.existing_netns():
+    if pod.netns not in existing:
         return
     if address:
         with contextlib.suppress(CnilabError):
@@ -113,8 +114,7 @@ def measure_startup(plan: LabPlan, count: int, attempt: int) -> dict[str, Any]:
     Returns the raw outcome: per-pod step times (``ready_offset_ms`` from the common
     start), the wall time until the last first reply, and errors.
     """
-    if not 1 <= count <= MAX_STARTUP_PODS:
-        raise InputError(f"pod start-up: pods must be from 1 to {MAX_STARTUP_PODS}, got {count}")
+    check_startup_pods(count)
     host = plan.hosts[0]
     if len(host.pods) + count > MAX_PODS_PER_HOST:
         raise InputError(f"pod start-up: {len(host.pods)} pods per host + {count} started "
@@ -129,8 +129,9 @@ def measure_startup(plan: LabPlan, count: int, attempt: int) -> dict[str, Any]:
         total = time.monotonic() - started
     finally:
         addresses = {t.pod: t.address for t in timings}
+        existing = hosts.existing_netns()   # listed once for the whole batch
         for pod in pods:
-            _remove(plan, host, pod, addresses.get(pod.name, ""))
+            _remove(plan, host, pod, addresses.get(pod.name, ""), existing)
     details = [{**{k: v for k, v in t.__dict__.items() if k != "ready_at"},
                 "ready_offset_ms": _ms(t.ready_at - started) if t.ready_at else None}
                for t in timings]

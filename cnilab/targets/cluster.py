@@ -156,6 +156,7 @@ class ClusterTarget(Target):
         record = self.provision(choice, ansible_dir)
         self.state = {"cni": choice.extravars(), "switch_record": str(record)}
         self._open()
+        self._record_system_images()
         self._bench_pods()
         self._readiness_gate()
 
@@ -184,6 +185,20 @@ class ClusterTarget(Target):
         except (ValueError, KeyError, TypeError):
             raise CnilabError(f"{node.name}: no benchmark image record at {IMAGE_RECORD} "
                               "(roles/bench_image runs in `cnilab cluster up`)") from None
+
+    def _record_system_images(self) -> None:
+        """The image digests the kubelets actually run for the plugin, kube-proxy and
+        CoreDNS (pods of kube-system): manifests pin tags, this records what they
+        resolved to, next to the results."""
+        pods = self._api().get("pods", "kube-system").get("items", [])
+        running: dict[str, set[str]] = {}
+        for pod in pods:
+            for status in (pod.get("status", {}).get("containerStatuses") or []) + \
+                    (pod.get("status", {}).get("initContainerStatuses") or []):
+                if status.get("image") and status.get("imageID"):
+                    running.setdefault(status["image"], set()).add(status["imageID"])
+        self.state["system_images"] = {image: sorted(ids) for image, ids in
+                                       sorted(running.items())}
 
     def _bench_pods(self) -> None:
         api = self._api()

@@ -67,9 +67,26 @@ def cni_mode_problems(cni: str, mode: str, links: list[dict[str, Any]],
         {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()}, _plain(pod_cidr)))
 
 
+def cni_config_problems(cni: str, mode: str, profile: str, config: dict[str, Any],
+                        policy: bool = False, replace_kube_proxy: bool = False) -> list[str]:
+    """The plugin's check of its agent configuration as read from the cluster, for
+    plugins that have one (``config_problems`` in cnilab/cni/<plugin>.py); [] otherwise."""
+    from cnilab.manifests.render import release
+
+    module = registry.plugin(_plain(cni))
+    check = getattr(module, "config_problems", None)
+    if check is None:
+        return []
+    version, _ = release(_plain(cni), _plain(profile))
+    options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy))
+    return list(check(_plain(mode), version, options,
+                      {str(k): str(v) for k, v in (config or {}).items()}))
+
+
 class FilterModule:
     """cnilab.cluster CNI filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"cni_manifest": cni_manifest, "cni_skips_kube_proxy": cni_skips_kube_proxy,
-                "cni_chart": cni_chart, "cni_mode_problems": cni_mode_problems}
+                "cni_chart": cni_chart, "cni_mode_problems": cni_mode_problems,
+                "cni_config_problems": cni_config_problems}
