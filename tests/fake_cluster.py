@@ -155,6 +155,12 @@ class LabNodeShell:
         assert self.kubectl is not None and argv[:1] == ["kubectl"]
         return self.kubectl.start(argv)
 
+    def read_file(self, path: str, timeout: float = 10.0) -> str:
+        done = self.run(["cat", path], timeout)
+        if done.returncode != 0:
+            raise OSError(f"cannot read {path}: {done.stderr.strip()}")
+        return done.stdout
+
     def clock_offset(self) -> tuple[float, float]:
         return 0.0, 0.0      # every "node" is this machine
 

@@ -55,6 +55,19 @@ def test_timeout_ends_the_command(shell: NodeShell) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_files_read_through_one_open_shell(shell: NodeShell) -> None:
+    first = shell.read_file("/proc/stat")
+    assert first.startswith("cpu ") and first.endswith("\n")
+    assert shell.read_file("/etc/hostname").strip() == "sh1"   # the node's own /etc
+    reader = shell._reader
+    shell.run(["sh", "-c", "printf 'no newline' > /tmp/cnilab-read-test"], 10.0)
+    assert shell.read_file("/tmp/cnilab-read-test") == "no newline"
+    assert shell._reader is reader       # the same shell served every read
+    with pytest.raises(OSError, match="cannot read /nonexistent"):
+        shell.read_file("/nonexistent")
+    assert shell.read_file("/etc/hostname").strip() == "sh1"   # and goes on after a miss
+
+
 def test_clock_offset_of_a_node_on_this_machine(shell: NodeShell) -> None:
     offset, uncertainty = shell.clock_offset()
     assert abs(offset) < 0.05 and 0 <= uncertainty < 0.05   # the same kernel clock

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import select
 import shlex
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +36,11 @@ def connect(node: Node, timeout: float) -> paramiko.SSHClient:
                    key_filename=str(Path(str(key)).expanduser()) if key else None,
                    timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
                    allow_agent=True, look_for_keys=key is None)
+    transport = client.get_transport()
+    if transport is not None and transport.sock is not None:
+        # small request/reply packets: without this, Nagle and delayed ACKs add ~40 ms
+        # to every channel opened (measured: 44 ms -> 0.5 ms per open)
+        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return client
 
 
@@ -130,6 +136,9 @@ class NodeShell:
         self.timeout = timeout
         self.client = client or connect(node, timeout)
         self.sudo = str(node.vars.get("ansible_user", "root")) != "root"
+        self._reader: paramiko.Channel | None = None
+        self._reader_out: paramiko.ChannelFile | None = None
+        self._serial = 0
 
     def command(self, argv: list[str]) -> str:
         line = shlex.join(argv)
@@ -166,6 +175,36 @@ class NodeShell:
         code = session.poll()
         return Completed(argv, -9 if timed_out or code is None else code, out, err,
                          time.monotonic() - started, timed_out)
+
+    def read_file(self, path: str, timeout: float = 10.0) -> str:
+        """A node file's text through one shell kept open on the node: a new SSH
+        session costs the node's session setup (PAM, ~0.1 s measured on Debian's sshd),
+        one line to an open shell costs a round trip. The engine reads /proc/stat
+        around every client run, so this keeps the CPU window tight."""
+        if self._reader is None or self._reader.closed or self._reader.exit_status_ready():
+            transport = self.client.get_transport()
+            assert transport is not None
+            self._reader = transport.open_session(timeout=self.timeout)
+            self._reader.exec_command("sudo -n -- sh" if self.sudo else "sh")
+            self._reader_out = self._reader.makefile("rb")
+        self._serial += 1
+        marker = f"--cnilab-end-{self._serial}--"
+        assert self._reader is not None and self._reader_out is not None
+        self._reader.settimeout(timeout)
+        self._reader.sendall(f"cat {shlex.quote(path)} 2>/dev/null; s=$?; echo; "
+                             f"echo {marker} $s\n".encode())
+        lines: list[bytes] = []
+        while True:
+            line = self._reader_out.readline()
+            if not line:
+                raise OSError(f"{self.node.name}: the shell reading {path} ended")
+            if line.startswith(marker.encode()):
+                status = line.split()[-1]
+                break
+            lines.append(line)
+        if status != b"0":
+            raise OSError(f"{self.node.name}: cannot read {path}")
+        return b"".join(lines)[:-1].decode("utf-8", "replace")   # the echo's newline
 
     def clock_offset(self) -> tuple[float, float]:
         """(this node's clock minus the local clock, its uncertainty: half a round trip)."""

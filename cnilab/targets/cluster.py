@@ -63,6 +63,8 @@ class NodeShell(Protocol):
 
     def start(self, argv: list[str]) -> ExecSession: ...
 
+    def read_file(self, path: str, timeout: float = 10.0) -> str: ...
+
     def clock_offset(self) -> tuple[float, float]: ...
 
     def close(self) -> None: ...
@@ -336,10 +338,10 @@ class ClusterTarget(Target):
                                     attempt, clocks)
 
     def _read(self, node: str, path: str) -> str:
-        done = self.shells[node].run(["cat", path], 20.0)
-        if done.returncode != 0:
-            raise ExecutorError(f"{node}: cannot read {path}: {done.stderr.strip()}")
-        return done.stdout
+        try:
+            return self.shells[node].read_file(path)
+        except OSError as exc:
+            raise ExecutorError(str(exc)) from None
 
     def executor(self) -> Executor:
         return KubernetesExecutor(self._api(), node_read=self._read)
