@@ -110,7 +110,8 @@ class ClusterTarget(Target):
 
     def __init__(self, inventory: Path, profile: str = "current", *,
                  replace_kube_proxy: bool = False, provision: Provision | None = None,
-                 connect: Connect = _ssh, progress: Progress | None = None) -> None:
+                 connect: Connect = _ssh, progress: Progress | None = None,
+                 manifest_cache: Path | None = None, fetch_to_plan: bool = True) -> None:
         if not inventory.is_file():
             raise InputError(f"{inventory}: no such inventory file")
         self.inventory = inventory
@@ -123,6 +124,9 @@ class ClusterTarget(Target):
         self.provision = provision or self._switch
         self.connect = connect
         self.progress = progress
+        self.manifest_cache = manifest_cache   # None: the project's .cache/manifests
+        # whether planning may download a pinned file not yet in the cache (tests: no)
+        self.fetch_to_plan = fetch_to_plan
         self.shells: dict[str, NodeShell] = {}
         self.api: KubectlApi | None = None
         self.state: dict[str, Any] = {}
@@ -136,24 +140,45 @@ class ClusterTarget(Target):
         operations.run(operation, quiet=self.progress is not None and self.progress.quiet)
         return operation.directory
 
+    def _choice(self, cni: str, mode: str, policy: bool) -> operations.CniChoice:
+        from cnilab.cni.registry import can_replace_kube_proxy
+
+        # --replace-kube-proxy asks it of every plugin that can; the others keep kube-proxy
+        return operations.CniChoice(cni, mode, policy, self.replace_kube_proxy
+                                    and can_replace_kube_proxy(cni))
+
     def unavailable(self, cni: str, mode: str, *, policy: bool, hosts: int,
                     pods_per_host: int) -> str | None:
-        from cnilab.manifests.render import release
+        """A mode cnilab cannot deploy with this profile, found before any node is
+        touched: no role or pinned file, or a patch the plugin refuses (rendered here
+        exactly as the deploy will render it). A file that cannot be fetched now is
+        not a refusal: the deploy fetches it again and says why it cannot."""
+        from cnilab import paths
+        from cnilab.cni.base import ClusterNetwork, ModeOptions
+        from cnilab.lab.plan import POD_CIDR
+        from cnilab.manifests.lock import cached_path
+        from cnilab.manifests.render import release, render
 
+        choice = self._choice(cni, mode, policy)
         try:
-            operations.check_cni(operations.CniChoice(cni, mode, policy))
-            release(cni, self.profile)
+            operations.check_cni(choice)
+            _, url = release(cni, self.profile)
+            cache = self.manifest_cache or paths.project_root() / ".cache" / "manifests"
+            if not self.fetch_to_plan and not cached_path(url, cache).is_file():
+                return None
+            render(cni, mode, self.profile,
+                   ClusterNetwork(POD_CIDR, tuple(n.node_ip for n in self.nodes)),
+                   cache_dir=cache,
+                   options=ModeOptions(policy, choice.replace_kube_proxy))
         except InputError as exc:
             return str(exc)
+        except (OSError, CnilabError):
+            return None
         return None
 
     def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
            ansible_dir: Path) -> None:
-        from cnilab.cni.registry import can_replace_kube_proxy
-
-        # --replace-kube-proxy asks it of every plugin that can; the others keep kube-proxy
-        choice = operations.CniChoice(cni, mode, policy, self.replace_kube_proxy
-                                      and can_replace_kube_proxy(cni))
+        choice = self._choice(cni, mode, policy)
         ansible_dir.mkdir(parents=True, exist_ok=True)
         record = self.provision(choice, ansible_dir)
         self.state = {"cni": choice.extravars(), "switch_record": str(record)}
