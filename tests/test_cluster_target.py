@@ -209,6 +209,43 @@ def test_engine_walks_the_matrix_through_the_cluster_target(clean_lab: None,
 
 @pytest.mark.root
 @pytest.mark.e2e
+def test_a_mode_that_cannot_be_deployed_is_skipped_and_the_run_goes_on(
+        clean_lab: None, tmp_path: Path) -> None:
+    switch = _FakeSwitch(tmp_path)
+
+    def provision(choice: CniChoice, directory: Path) -> Path:
+        if choice.cni == "weave":
+            raise CnilabError("cni.yml failed on w2: weave-net DaemonSet not ready")
+        return switch.provision(choice, directory)
+
+    target = ClusterTarget(_inventory(tmp_path / "hosts.yml"), provision=provision,
+                           connect=switch.connect, manifest_cache=tmp_path,
+                           fetch_to_plan=False)
+    spec = load_spec_text("""\
+name: deploy-failure
+matrix: [{cni: weave, mode: fastdp}, {cni: flannel, mode: host-gw}]
+placements: [inter-host]
+tests: [{suite: netperf-tcp-rr, params: {duration_s: 1}}]
+repetitions: 1
+warmup: 0
+""", "failure.yaml")
+    run = RunDir.create(tmp_path, "r")
+    run.write_manifest(build_manifest(spec, load_pins(), target, run, ["test"]))
+    try:
+        outcome = execute(spec, target, run, reporter=RunReporter())
+    finally:
+        switch.lab.down()
+    assert outcome.ok
+    records = list(run.results())
+    assert [r["cell"]["cni"] for r in records] == ["flannel"]
+    state = run.read_state()
+    assert state["status"] == "complete"
+    assert state["skipped_modes"] == {"weave/fastdp": "could not be brought up: cni.yml "
+                                      "failed on w2: weave-net DaemonSet not ready"}
+
+
+@pytest.mark.root
+@pytest.mark.e2e
 def test_readiness_gate_and_rules_on_both_nodes(clean_lab: None, tmp_path: Path) -> None:
     switch = _FakeSwitch(tmp_path)
     target = ClusterTarget(_inventory(tmp_path / "hosts.yml"), provision=switch.provision,

@@ -516,7 +516,21 @@ def execute(
                             and needs_repetition(spec, by_cell.get(c.cell_id, []), rep)]
                     if not todo:
                         continue
-                    if session.ensure(ref):
+                    try:
+                        fresh = session.ensure(ref)
+                    except Interrupted:
+                        raise
+                    except CnilabError as exc:
+                        if not target.skips_modes_that_fail_to_come_up:
+                            raise
+                        # one plugin failing to deploy is a finding, not the end of a
+                        # cluster run; a resume tries the mode again
+                        skipped[ref.key] = f"could not be brought up: {exc}"[:1000]
+                        state["skipped_modes"] = skipped
+                        save_state()
+                        reporter.line(f"skipping {ref.key}: {skipped[ref.key]}")
+                        continue
+                    if fresh:
                         for m in todo:
                             for _ in range(spec.warmup):
                                 record_one(Measurement(m.cell, warmups.get(m.cell.cell_id, 0)

@@ -14,6 +14,9 @@ class Target(ABC):
 
     kind: str
     emulation: bool
+    # Whether a mode whose ``up`` fails is skipped (with the reason) and the run goes on:
+    # on a cluster, a plugin that cannot be deployed is a result; in the lab it is a bug.
+    skips_modes_that_fail_to_come_up = False
 
     @abstractmethod
     def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,

@@ -107,6 +107,7 @@ def _ssh(node: Node) -> NodeShell:
 class ClusterTarget(Target):
     kind = "cluster"
     emulation = False
+    skips_modes_that_fail_to_come_up = True
 
     def __init__(self, inventory: Path, profile: str = "current", *,
                  replace_kube_proxy: bool = False, provision: Provision | None = None,
@@ -182,10 +183,14 @@ class ClusterTarget(Target):
         ansible_dir.mkdir(parents=True, exist_ok=True)
         record = self.provision(choice, ansible_dir)
         self.state = {"cni": choice.extravars(), "switch_record": str(record)}
-        self._open()
-        self._record_system_images()
-        self._bench_pods()
-        self._readiness_gate()
+        try:
+            self._open()
+            self._record_system_images()
+            self._bench_pods()
+            self._readiness_gate()
+        except BaseException:
+            self.down()   # no benchmark pods or connections left behind a failed mode
+            raise
 
     def _open(self) -> None:
         for node in {self.control_plane.name: self.control_plane, self.node_a.name: self.node_a,
