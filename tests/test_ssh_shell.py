@@ -80,3 +80,14 @@ def test_login_that_is_not_root_goes_through_sudo(tmp_path: Path, shell: NodeShe
     argv = ["kubectl", "get", "pods"]
     assert NodeShell(other, client=shell.client).command(argv) == "sudo -n -- kubectl get pods"
     assert shell.command(argv) == "kubectl get pods"
+
+
+def test_unreachable_node_is_one_line_naming_it(shell: NodeShell) -> None:
+    """An emulated node's address on a port where nothing listens: refused at once,
+    and the traffic never leaves the test's own bridge."""
+    from cnilab.cluster.ssh import SshError
+
+    node = shell.node
+    closed = type(node)("gone", node.group, node.node_ip, {**node.vars, "ansible_port": 1})
+    with pytest.raises(SshError, match=rf"^gone: SSH to root@{node.address} failed: "):
+        NodeShell(closed, timeout=2.0)

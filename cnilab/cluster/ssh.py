@@ -20,8 +20,13 @@ from pathlib import Path
 
 import paramiko
 
-from cnilab.bench.executor import Completed
+from cnilab.bench.executor import Completed, ExecutorError
 from cnilab.inventory import Node
+
+
+class SshError(ExecutorError):
+    """A node could not be reached or a command could not be started on it (one line,
+    naming the node); a measurement it interrupts is recorded as failed."""
 
 
 def connect(node: Node, timeout: float) -> paramiko.SSHClient:
@@ -134,7 +139,12 @@ class NodeShell:
                  client: paramiko.SSHClient | None = None) -> None:
         self.node = node
         self.timeout = timeout
-        self.client = client or connect(node, timeout)
+        try:
+            self.client = client or connect(node, timeout)
+        except (OSError, paramiko.SSHException) as exc:
+            login = f"{node.vars.get('ansible_user', 'root')}@{node.address}"
+            raise SshError(f"{node.name}: SSH to {login} failed: "
+                           f"{exc or type(exc).__name__}") from None
         self.sudo = str(node.vars.get("ansible_user", "root")) != "root"
         self._reader: paramiko.Channel | None = None
         self._reader_out: paramiko.ChannelFile | None = None
@@ -145,14 +155,19 @@ class NodeShell:
         return f"sudo -n -- {line}" if self.sudo else line
 
     def _channel(self, argv: list[str]) -> paramiko.Channel:
-        transport = self.client.get_transport()
-        if transport is None or not transport.is_active():
-            self.client = connect(self.node, self.timeout)
+        try:
             transport = self.client.get_transport()
-            assert transport is not None
-        channel = transport.open_session(timeout=self.timeout)
-        channel.exec_command(self.command(argv))
-        return channel
+            if transport is None or not transport.is_active():   # reconnect once
+                self.client = connect(self.node, self.timeout)
+                self._reader = None
+                transport = self.client.get_transport()
+                assert transport is not None
+            channel = transport.open_session(timeout=self.timeout)
+            channel.exec_command(self.command(argv))
+            return channel
+        except (OSError, paramiko.SSHException) as exc:
+            raise SshError(f"{self.node.name}: cannot run {argv[0]} over SSH: "
+                           f"{exc or type(exc).__name__}") from None
 
     def start(self, argv: list[str]) -> ChannelSession:
         return ChannelSession(self._channel(argv), argv)
@@ -182,10 +197,14 @@ class NodeShell:
         one line to an open shell costs a round trip. The engine reads /proc/stat
         around every client run, so this keeps the CPU window tight."""
         if self._reader is None or self._reader.closed or self._reader.exit_status_ready():
-            transport = self.client.get_transport()
-            assert transport is not None
-            self._reader = transport.open_session(timeout=self.timeout)
-            self._reader.exec_command("sudo -n -- sh" if self.sudo else "sh")
+            try:
+                transport = self.client.get_transport()
+                if transport is None or not transport.is_active():
+                    raise OSError("the SSH connection is closed")
+                self._reader = transport.open_session(timeout=self.timeout)
+                self._reader.exec_command("sudo -n -- sh" if self.sudo else "sh")
+            except paramiko.SSHException as exc:
+                raise OSError(f"{self.node.name}: no shell to read {path}: {exc}") from None
             self._reader_out = self._reader.makefile("rb")
         self._serial += 1
         marker = f"--cnilab-end-{self._serial}--"
