@@ -70,11 +70,14 @@ def test_unavailable_names_what_the_profile_lacks(tmp_path: Path) -> None:
 
 
 def test_unavailable_renders_the_mode_before_any_node_is_touched(tmp_path: Path) -> None:
-    """A patch the plugin refuses (kube-router v1.0.1 cannot derive the pod MTU) skips the
-    mode up front instead of failing a switch hours into a run; the pinned file comes
-    from the verified cache, as on a controller that fetched it once."""
+    """Planning renders each mode as its deploy will, from the verified cache (as on a
+    controller that fetched the pinned file once): kube-router v1.0.1, which cannot
+    derive its pod MTU, renders with the node MTU the deploy reads, while the same
+    render without one is the refusal a deploy would have hit hours into a run."""
+    from cnilab.cni.base import ClusterNetwork
+    from cnilab.lab.plan import POD_CIDR
     from cnilab.manifests import lock
-    from cnilab.manifests.render import release
+    from cnilab.manifests.render import release, render
 
     upstream = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / \
         "upstream" / "kube-router" / "v1.0.1" / "kubeadm-kuberouter.yaml"
@@ -85,14 +88,17 @@ def test_unavailable_renders_the_mode_before_any_node_is_touched(tmp_path: Path)
     url = release("kube-router", "paper-2020")[1]
     lock.cached_path(url, cache).write_bytes(upstream.read_bytes())
     target = ClusterTarget(_inventory(tmp_path / "hosts.yml"), "paper-2020",
-                           manifest_cache=cache)
-    why = target.unavailable("kube-router", "bgp", policy=False, hosts=2, pods_per_host=4)
-    assert why is not None and "cannot derive the pod MTU" in why
+                           manifest_cache=cache, fetch_to_plan=False)
+    assert target.unavailable("kube-router", "overlay-full", policy=True, hosts=2,
+                              pods_per_host=4) is None
+    with pytest.raises(InputError, match="cannot derive the pod MTU"):
+        render("kube-router", "bgp", "paper-2020", ClusterNetwork(POD_CIDR, ("10.0.0.1",)),
+               cache_dir=cache)
     # a file not in the cache, with downloads off (tests never leave the machine), is
     # left to the deploy, which fetches and checks it
     offline = ClusterTarget(_inventory(tmp_path / "hosts.yml"), "paper-2020",
                             manifest_cache=tmp_path / "empty", fetch_to_plan=False)
-    assert offline.unavailable("kube-router", "bgp", policy=False, hosts=2,
+    assert offline.unavailable("flannel", "vxlan", policy=False, hosts=2,
                                pods_per_host=4) is None
 
 

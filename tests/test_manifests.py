@@ -268,6 +268,12 @@ def test_kube_router_mtu_goes_into_the_bridge_plugin() -> None:
     current = render("kube-router", "bgp", "current", forced,
                      from_file=_upstream("kube-router/v2.11.1/kubeadm-kuberouter.yaml"))
     assert "--auto-mtu=false" in _kube_router_agent(current.documents)["args"]
+    # on a cluster, the node's MTU (read by roles/cni_manifest) does what --auto-mtu does
+    for mode, expected in (("bgp", 9000), ("overlay-full", 8980)):
+        on_nodes = ClusterNetwork(NETWORK.pod_cidr, NETWORK.node_ips, node_mtu=9000)
+        rendered = render("kube-router", mode, "paper-2020", on_nodes, from_file=path)
+        (config,) = [d for d in rendered.documents if d["kind"] == "ConfigMap"]
+        assert json.loads(config["data"]["cni-conf.json"])["plugins"][0]["mtu"] == expected
 
 
 def _calico_node(documents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -137,7 +137,8 @@ def _host_checks(node: Node, probe: Probe, cgroup_required: str,
     return checks
 
 
-def _nic(addr_json: str, node_ip: str) -> dict[str, Any]:
+def nic_of(addr_json: str, node_ip: str) -> dict[str, Any]:
+    """The interface holding ``node_ip`` (name and MTU) in ``ip -j addr`` output."""
     try:
         links = json.loads(addr_json) if addr_json else []
     except ValueError:
@@ -161,7 +162,7 @@ def preflight(nodes: list[Node], cgroup_required: str = "2",
             checks.append(Check(node.name, False, "ssh",
                                 f"{_login(node)} unreachable: {reason}"))
             continue
-        nic = _nic(result.values.get("addr", ""), node.node_ip)
+        nic = nic_of(result.values.get("addr", ""), node.node_ip)
         checks += _host_checks(node, result, cgroup_required, nic)
         if nic:
             mtus[node.name] = nic["mtu"]

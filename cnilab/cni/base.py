@@ -18,6 +18,7 @@ class ClusterNetwork:
     pod_cidr: str                       # kubeadm's podSubnet, forced on every plugin
     node_ips: tuple[str, ...]           # the inventory's node_ip of every host
     mtu: int | None = None              # None: the plugin derives it (recorded after)
+    node_mtu: int | None = None         # the node_ip interface's MTU, when read from a node
 
     def node_ip_regex(self) -> str:
         """A regex that matches exactly the node IPs (for interface selectors that take

@@ -39,6 +39,7 @@ IMAGE = "docker.io/cloudnativelabs/kube-router"
 KUBECONFIG_MAP = "cnilab-kube-router-kubeconfig"
 KUBECONFIG_DIR = "/var/lib/kube-router"
 API_SERVER_PORT = 6443
+IPIP_OVERHEAD = 20
 
 
 def modes() -> tuple[str, ...]:
@@ -90,8 +91,12 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
         if _auto_mtu_flag(version):
             args = set_flag(args, "--auto-mtu", "false")
     elif not _auto_mtu_flag(version):
-        raise InputError(f"kube-router {version} cannot derive the pod MTU (no --auto-mtu): "
-                         "give the MTU (node MTU, minus 20 with the IP-in-IP overlay)")
+        if network.node_mtu is None:
+            raise InputError(f"kube-router {version} cannot derive the pod MTU (no "
+                             "--auto-mtu): give the MTU (node MTU, minus 20 with the IP-in-IP "
+                             "overlay), or deploy on nodes whose MTU cnilab reads")
+        # what --auto-mtu computes in later releases: the node's, less the IP-in-IP header
+        bridge["mtu"] = network.node_mtu - (IPIP_OVERHEAD if overlay is not None else 0)
     config["data"]["cni-conf.json"] = json.dumps(cni_conf, indent=2) + "\n"
     agent["args"] = args
     for container in daemonset["spec"]["template"]["spec"].get("initContainers", []) + \

@@ -53,6 +53,7 @@ ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 IMAGE_RECORD = "/var/lib/cnilab/bench-image.tar.json"   # written by roles/bench_image
 SERVICE = "svc-b"
 READY_TIMEOUT_S = 300.0
+PLANNING_NODE_MTU = 1500
 
 
 class NodeShell(Protocol):
@@ -167,8 +168,11 @@ class ClusterTarget(Target):
             cache = self.manifest_cache or paths.project_root() / ".cache" / "manifests"
             if not self.fetch_to_plan and not cached_path(url, cache).is_file():
                 return None
+            # the deploy reads the node's MTU; planning checks the patch with a standard
+            # one (what may be refused is the absence of an MTU, not its value)
             render(cni, mode, self.profile,
-                   ClusterNetwork(POD_CIDR, tuple(n.node_ip for n in self.nodes)),
+                   ClusterNetwork(POD_CIDR, tuple(n.node_ip for n in self.nodes),
+                                  node_mtu=PLANNING_NODE_MTU),
                    cache_dir=cache,
                    options=ModeOptions(policy, choice.replace_kube_proxy))
         except InputError as exc:

@@ -23,11 +23,12 @@ def _plain(value: Any) -> Any:
 def cni_manifest(cni: str, mode: str, profile: str, node_ips: list[str],
                  mtu: int | None = None, policy: bool = False,
                  replace_kube_proxy: bool = False, from_file: str = "",
-                 pod_cidr: str = POD_CIDR) -> dict[str, Any]:
+                 pod_cidr: str = POD_CIDR, node_mtu: int | None = None) -> dict[str, Any]:
     """The patched install file for a mode, with its provenance."""
     network = ClusterNetwork(pod_cidr=_plain(pod_cidr),
                              node_ips=tuple(_plain(ip) for ip in node_ips),
-                             mtu=int(mtu) if mtu not in (None, "") else None)
+                             mtu=int(mtu) if mtu not in (None, "") else None,
+                             node_mtu=int(node_mtu) if node_mtu not in (None, "") else None)
     options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy))
     rendered = render(_plain(cni), _plain(mode), _plain(profile), network,
                       from_file=Path(_plain(from_file)) if from_file else None,
@@ -83,10 +84,19 @@ def cni_config_problems(cni: str, mode: str, profile: str, config: dict[str, Any
                       {str(k): str(v) for k, v in (config or {}).items()}))
 
 
+def node_ip_mtu(addr_json: str, node_ip: str) -> int | None:
+    """The MTU of the interface holding ``node_ip``, from ``ip -j addr show`` (None when
+    no interface holds it)."""
+    from cnilab.cluster.preflight import nic_of
+
+    nic = nic_of(_plain(addr_json), _plain(node_ip))
+    return int(nic["mtu"]) if nic.get("mtu") else None
+
+
 class FilterModule:
     """cnilab.cluster CNI filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"cni_manifest": cni_manifest, "cni_skips_kube_proxy": cni_skips_kube_proxy,
                 "cni_chart": cni_chart, "cni_mode_problems": cni_mode_problems,
-                "cni_config_problems": cni_config_problems}
+                "cni_config_problems": cni_config_problems, "node_ip_mtu": node_ip_mtu}
