@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible_cli import ansible_playbook
 from sshnodes import SshNodes
 
 from cnilab.cluster.preflight import Probe, parse_probe, preflight
@@ -121,11 +120,9 @@ def test_clock_skew_is_judged_from_the_round_trip_midpoint(tmp_path: Path) -> No
 def test_cluster_reset_and_collect_write_a_record(nodes: SshNodes, tmp_path: Path,
                                                   cli: Any) -> None:
     inventory = _inventory(nodes, tmp_path)
-    record = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
-         "playbooks/cluster.yml", "--tags", "node_reset"], cwd=ROOT, capture_output=True,
-        text=True, timeout=600, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    record = ansible_playbook(
+        "-i", str(inventory),
+        "playbooks/cluster.yml", "--tags", "node_reset")
     assert record.returncode == 0, record.stdout[-2000:]
     nodes.nodes[2].exec("sh", "-c", "ip link add cni0 type bridge && ipset create cali40 hash:net")
     out = tmp_path / "records"

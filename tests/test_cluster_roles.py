@@ -3,13 +3,13 @@ no VM or cluster can exist here, and the build machine must not be reconfigured)
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from ansible_cli import ansible_playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = yaml.safe_load((ROOT / "versions" / "kubernetes.yml").read_text())
@@ -26,14 +26,12 @@ def _inventory(tmp_path: Path) -> Path:
 
 
 def _dry_run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
-         "-i", str(_inventory(tmp_path)), "playbooks/cluster.yml",
-         "-e", f"os_prep_modules_file={tmp_path / 'modules.conf'}",
-         "-e", f"os_prep_sysctl_file={tmp_path / 'sysctl.conf'}",
-         "-e", "os_prep_time_service=''", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    return ansible_playbook(
+        "--check", "--diff",
+        "-i", str(_inventory(tmp_path)), "playbooks/cluster.yml",
+        "-e", f"os_prep_modules_file={tmp_path / 'modules.conf'}",
+        "-e", f"os_prep_sysctl_file={tmp_path / 'sysctl.conf'}",
+        "-e", "os_prep_time_service=''", *extra)
 
 
 def test_os_prep_dry_run_plans_the_expected_changes(tmp_path: Path) -> None:

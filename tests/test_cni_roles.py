@@ -5,12 +5,11 @@ readiness rule it waits on is tested on kubectl's JSON shape."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from ansible_cli import ansible_playbook
 
 from cnilab.cluster.verify import daemonset_problems
 
@@ -32,14 +31,13 @@ def _inventory(tmp_path: Path) -> Path:
 def test_flannel_role_dry_run_renders_and_would_apply(tmp_path: Path) -> None:
     manifest = tmp_path / "etc" / "flannel.yaml"
     artifacts = tmp_path / "run"
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
-         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
-         "-e", "cnilab_cni=flannel", "-e", "cnilab_cni_mode=host-gw",
-         "-e", f"cnilab_artifact_dir={artifacts}",
-         "-e", f"cni_flannel_from_file={MINI}", "-e", f"cni_manifest_path={manifest}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    proc = ansible_playbook(
+        "--check", "--diff",
+        "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
+        "-e", "cnilab_cni=flannel", "-e", "cnilab_cni_mode=host-gw",
+        "-e", f"cnilab_artifact_dir={artifacts}",
+        "-e", f"cni_flannel_from_file={MINI}", "-e", f"cni_manifest_path={manifest}",
+        timeout=300)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     # the diff of the file the role would place: patched for host-gw, both node IPs
@@ -51,11 +49,10 @@ def test_flannel_role_dry_run_renders_and_would_apply(tmp_path: Path) -> None:
 
 
 def test_cni_playbook_needs_a_plugin_and_a_mode(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "--check",
-         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml", "-e", "cnilab_cni=flannel"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    proc = ansible_playbook(
+        "--check",
+        "-i", str(_inventory(tmp_path)), "playbooks/cni.yml", "-e", "cnilab_cni=flannel",
+        timeout=300)
     assert proc.returncode == 2
     assert "give -e cnilab_cni=<plugin> -e cnilab_cni_mode=<mode>" in proc.stdout
 
@@ -93,15 +90,14 @@ def test_calico_role_dry_run_renders_the_mode(tmp_path: Path) -> None:
     if not upstream.exists():
         pytest.skip("upstream fixture calico/v3.32.1/calico.yaml absent (../shared)")
     manifest = tmp_path / "etc" / "calico.yaml"
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
-         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
-         "-e", "cnilab_cni=calico", "-e", "cnilab_cni_mode=vxlan",
-         "-e", f"cni_calico_from_file={upstream}", "-e", f"cni_manifest_path={manifest}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    proc = ansible_playbook(
+        "--check", "--diff",
+        "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
+        "-e", "cnilab_cni=calico", "-e", "cnilab_cni_mode=vxlan",
+        "-e", f"cni_calico_from_file={upstream}", "-e", f"cni_manifest_path={manifest}",
+        timeout=300,
         # calico.yaml is 350 kB: show its whole diff
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-             "ANSIBLE_MAX_DIFF_SIZE": "2000000"})
+        env={"ANSIBLE_MAX_DIFF_SIZE": "2000000"})
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert "+  calico_backend: vxlan" in out
@@ -121,15 +117,14 @@ def test_kube_router_and_weave_roles_dry_run(tmp_path: Path) -> None:
         if not (upstream / relative).exists():
             pytest.skip(f"upstream fixture {relative} absent (../shared)")
         role = cni.replace("-", "_")
-        proc = subprocess.run(
-            [str(Path(sys.executable).with_name("ansible-playbook")), "--check", "--diff",
-             "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
-             "-e", f"cnilab_cni={cni}", "-e", f"cnilab_cni_mode={mode}",
-             "-e", "cnilab_cni_policy=true", "-e", f"cnilab_profile={profile}",
-             "-e", f"cni_{role}_from_file={upstream / relative}",
-             "-e", f"cni_manifest_path={tmp_path / (cni + '.yaml')}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-            env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+        proc = ansible_playbook(
+            "--check", "--diff",
+            "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
+            "-e", f"cnilab_cni={cni}", "-e", f"cnilab_cni_mode={mode}",
+            "-e", "cnilab_cni_policy=true", "-e", f"cnilab_profile={profile}",
+            "-e", f"cni_{role}_from_file={upstream / relative}",
+            "-e", f"cni_manifest_path={tmp_path / (cni + '.yaml')}",
+            timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         for line in expected:
             assert line in proc.stdout, (cni, line, proc.stdout[-4000:])

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ansible_cli import ansible_playbook
 from sshnodes import SshNodes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +25,8 @@ def nodes() -> Iterator[SshNodes]:
 
 
 def _playbook(nodes: SshNodes, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")),
-         "-i", str(nodes.inventory(tmp_path / "hosts.yml")), "playbooks/collect.yml", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    return ansible_playbook(
+        "-i", str(nodes.inventory(tmp_path / "hosts.yml")), "playbooks/collect.yml", *extra)
 
 
 def test_collect_stores_each_nodes_facts(nodes: SshNodes, tmp_path: Path) -> None:
@@ -62,11 +59,9 @@ def test_wrong_node_ip_is_named(nodes: SshNodes, tmp_path: Path) -> None:
     inventory = nodes.inventory(tmp_path / "hosts.yml")
     text = inventory.read_text().replace(f"node_ip: {nodes.nodes[2].ip}", "node_ip: 10.9.9.9")
     inventory.write_text(text)
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
-         "playbooks/collect.yml", "-e", f"cnilab_artifact_dir={tmp_path / 'run'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    proc = ansible_playbook(
+        "-i", str(inventory),
+        "playbooks/collect.yml", "-e", f"cnilab_artifact_dir={tmp_path / 'run'}")
     assert proc.returncode == 2
     assert "w2: no link carries node_ip 10.9.9.9 (inventory error?)" in proc.stdout
 

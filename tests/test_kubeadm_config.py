@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ansible_cli import ansible_playbook
 
 from cnilab.cluster import kubeadm
 
@@ -76,13 +75,12 @@ def test_profiles_name_supported_apis() -> None:
 
 def test_filters_through_ansible_with_the_token_kept_out_of_the_output(tmp_path: Path) -> None:
     token = "abcdef.0123456789abcdef"
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,",
-         "-c", "local", "-e", f"out_dir={tmp_path}", "-e", f"join_token={token}",
-         "-e", f"ansible_python_interpreter={sys.executable}",
-         str(ROOT / "tests" / "data" / "playbooks" / "kubeadm-filter.yml")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    proc = ansible_playbook(
+        "-i", "localhost,",
+        "-c", "local", "-e", f"out_dir={tmp_path}", "-e", f"join_token={token}",
+        "-e", f"ansible_python_interpreter={sys.executable}",
+        str(ROOT / "tests" / "data" / "playbooks" / "kubeadm-filter.yml"),
+        timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert token not in proc.stdout + proc.stderr
     init = _by_kind(list(yaml.safe_load_all((tmp_path / "init.yaml").read_text())))

@@ -6,13 +6,12 @@ node back to its baseline, save what it did, and change nothing when run again."
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ansible_cli import ansible_playbook
 from sshnodes import Node, SshNodes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,12 +27,10 @@ def nodes() -> Iterator[SshNodes]:
 def _playbook(nodes: SshNodes, tmp_path: Path, playbook: str,
               *extra: str) -> subprocess.CompletedProcess[str]:
     inventory = nodes.inventory(tmp_path / "hosts.yml")
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
-         f"playbooks/{playbook}", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-             "ANSIBLE_PRIVATE_KEY_FILE": str(nodes.key)})
+    return ansible_playbook(
+        "-i", str(inventory),
+        f"playbooks/{playbook}", *extra,
+        env={"ANSIBLE_PRIVATE_KEY_FILE": str(nodes.key)})
 
 
 def _recap(out: str) -> dict[str, dict[str, int]]:
