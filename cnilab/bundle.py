@@ -28,6 +28,7 @@ from cnilab.bench.parsers import iperf3 as iperf3_parser
 from cnilab.bench.parsers import netperf as netperf_parser
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.errors import InputError
+from cnilab.figures import figure_for_claim
 from cnilab.report import TEMPLATES, load, write_report
 from cnilab.rundir import RunDir
 from cnilab.summary import summarize_cells, summary_csv
@@ -67,9 +68,9 @@ def bundle(run_path: Path, out: Path | None = None) -> Path:
         manifest=data.manifest, verdicts=data.verdicts, command=" ".join(
             data.manifest.get("command", [])),
         figure_of={v.claim.id: name for v in data.verdicts
-                   if (name := _figure_for(v.claim.get("suite"), v.claim.get("metric"),
-                                           v.claim.get("sweep") or v.claim.get("at_max")))
-                   in figures})
+                   if (name := figure_for_claim(
+                       v.claim.get("suite"), v.claim.get("metric"),
+                       v.claim.get("sweep") or v.claim.get("at_max"))) in figures})
     target = out or run.path.parent / f"{run.run_id}.tar.gz"
     tmp = target.with_name(f".{target.name}.tmp")
     with tarfile.open(tmp, "w:gz") as tar:
@@ -82,23 +83,6 @@ def bundle(run_path: Path, out: Path | None = None) -> Path:
             tar.addfile(info, io.BytesIO(blob))
     os.replace(tmp, target)
     return target
-
-
-def _figure_for(claim_suite: str | None, metric: str | None, sweep: str | None) -> str:
-    """The figure that shows a claim's numbers (by suite, metric and sweep)."""
-    if sweep == "policy_rules":
-        return f"policy-{claim_suite}"
-    if sweep == "background_flows":
-        return f"background-{claim_suite}"
-    if claim_suite == "pod-startup":
-        return "startup"
-    if metric and ("latency" in metric):
-        return "latency"
-    if metric in ("cycles_per_packet", "cycles_per_mtu_packet"):
-        return "cpp"
-    if metric == "cpu_s_per_gbit":
-        return "cpu"
-    return "throughput"
 
 
 @dataclass

@@ -198,8 +198,9 @@ def draw_all(cells: list[CellSummary], emulation: bool, out_dir: Path) -> list[F
         cells, select=lambda c: c.suite == "pod-startup",
         x_of=lambda c: float(c.params["pods"]), series_of=lambda c: [c.mode_key],
         metric="all_ready_ms", x_label="pods started together on one node",
-        name="startup", what="Pod start-up: time until every pod is attached and "
-        "programmed, ms", emulation=emulation, out_dir=out_dir))
+        name="startup", what="Pod start-up: time until every pod is ready (lab: attached "
+        "and programmed; cluster: its container started), ms", emulation=emulation,
+        out_dir=out_dir))
     if not any(f.name.startswith("policy-") for f in figures):
         figures.append(Figure("policy", "throughput/latency vs rules", {}, False,
                               "this run has no policy_rules sweep"))
@@ -207,6 +208,25 @@ def draw_all(cells: list[CellSummary], emulation: bool, out_dir: Path) -> list[F
         figures.append(Figure("background", "throughput vs background flows", {}, False,
                               "this run has no background_flows sweep"))
     return figures
+
+
+def figure_for_claim(claim_suite: str | None, metric: str | None,
+                     sweep: str | None) -> str:
+    """The figure of ``draw_all`` that shows a claim's numbers (by suite, metric and
+    sweep): kept beside ``draw_all`` so the names live in one module."""
+    if sweep == "policy_rules":
+        return f"policy-{claim_suite}"
+    if sweep == "background_flows":
+        return f"background-{claim_suite}"
+    if claim_suite == "pod-startup":
+        return "startup"
+    if metric and ("latency" in metric):
+        return "latency"
+    if metric in ("cycles_per_packet", "cycles_per_mtu_packet"):
+        return "cpp"
+    if metric == "cpu_s_per_gbit":
+        return "cpu"
+    return "throughput"
 
 
 def _rule_series(cells: list[CellSummary]) -> Callable[[CellSummary], list[str]]:
