@@ -9,6 +9,7 @@ from cnilab.bench.engine import (
     RunOutcome,
     build_manifest,
     ensure_same_spec,
+    ensure_same_target,
     execute,
     new_run_id,
     plan_measurements,
@@ -60,6 +61,7 @@ def start_or_resume(
     if resume is not None:
         run = RunDir.open(resume)
         ensure_same_spec(run, spec)
+        ensure_same_target(run, target)
     else:
         run = RunDir.create(out or paths.default_runs_dir(), new_run_id(spec))
         run.write_manifest(build_manifest(spec, pins, target, run, argv))

@@ -375,3 +375,19 @@ def test_real_only_modes_run_on_clusters_and_are_skipped_by_the_lab(tmp_path: Pa
         if why is not None:     # None only without root, where the run stops anyway
             assert why == (f"{cni}/{mode} runs on real clusters only (--inventory): the netns "
                            "lab does not emulate it")
+
+
+def test_resume_continues_on_the_target_it_started_on(tmp_path: Path) -> None:
+    from cnilab.bench.engine import ensure_same_target
+
+    inventory = _inventory(tmp_path / "hosts.yml")
+    cluster = ClusterTarget(inventory, fetch_to_plan=False)
+    spec = load_spec_text(SPEC, "cluster.yaml")
+    run = RunDir.create(tmp_path, "r")
+    run.write_manifest(build_manifest(spec, load_pins(), cluster, run, ["test"]))
+    ensure_same_target(run, ClusterTarget(inventory, fetch_to_plan=False))
+    with pytest.raises(InputError, match=rf"ran on the cluster target; resume it with "
+                                         rf"--inventory {inventory.resolve()}"):
+        ensure_same_target(run, NetnsTarget())
+    with pytest.raises(InputError, match="ran with profile current, not paper-2020"):
+        ensure_same_target(run, ClusterTarget(inventory, "paper-2020", fetch_to_plan=False))

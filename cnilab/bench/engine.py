@@ -578,5 +578,21 @@ def ensure_same_spec(run: RunDir, spec: Spec) -> None:
                          "same way")
 
 
+def ensure_same_target(run: RunDir, target: Target) -> None:
+    """``--resume`` must continue on the target it started on: a cluster run resumed
+    without its inventory would go on in the netns lab, mixing the two in one run."""
+    was = run.read_manifest().get("target", {})
+    now = {"kind": target.kind, **target.describe()}
+    if was.get("kind") != now["kind"]:
+        how = (f"--inventory {was.get('inventory')}" if was.get("inventory")
+               else f"--lab {was.get('kind')}")
+        raise InputError(f"{run.path} ran on the {was.get('kind')} target; resume it with "
+                         f"{how}")
+    for key in ("inventory", "profile"):
+        if key in was and str(was[key]) != str(now.get(key)):
+            raise InputError(f"{run.path} ran with {key} {was[key]}, not {now.get(key)}; "
+                             "resume it the same way")
+
+
 def resolve_resume(path: Path) -> RunDir:
     return RunDir.open(path)

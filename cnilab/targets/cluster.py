@@ -381,7 +381,7 @@ class ClusterTarget(Target):
         return KubernetesExecutor(self._api(), node_read=self._read)
 
     def describe(self) -> dict[str, Any]:
-        return {"inventory": str(self.inventory), "profile": self.profile,
+        return {"inventory": str(self.inventory.resolve()), "profile": self.profile,
                 "nodes": {"a": self.node_a.name, "b": self.node_b.name,
                           "control_plane": self.control_plane.name},
                 "replace_kube_proxy": self.replace_kube_proxy}
