@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from cnilab.cni import calico, cilium, flannel, kube_router, weave
 from cnilab.lab import core, sh
-from cnilab.lab.plan import LabPlan, make_plan
+from cnilab.lab.plan import HostPlan, LabPlan, make_plan
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -36,6 +37,16 @@ def _ip_json(netns: str, *args: str) -> list[dict[str, object]]:
     return list(json.loads(out or "[]"))
 
 
+Peers = dict[str, tuple[str, str]]
+
+
+def _node_view(plan: LabPlan, host: HostPlan) -> tuple[list[Any], list[Any], Peers]:
+    """What roles/cni_manifest reads on a node and hands to ``mode_problems``: its links,
+    its routes, and every other node's (node_ip, pod CIDR)."""
+    return (_ip_json(host.netns, "-d", "link", "show"), _ip_json(host.netns, "route", "show"),
+            {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)})
+
+
 @pytest.fixture(params=["vxlan", "host-gw"])
 def flannel_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
     yield from _built("flannel", request.param, pods=False)
@@ -45,9 +56,7 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
     plan = flannel_lab
     other = {"vxlan": "host-gw", "host-gw": "vxlan"}[plan.mode]
     for host in plan.hosts:
-        links = _ip_json(host.netns, "-d", "link", "show")
-        routes = _ip_json(host.netns, "route", "show")
-        peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
+        links, routes, peers = _node_view(plan, host)
         assert flannel.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
             host.name
         wrong = flannel.mode_problems(other, links, routes, peers, plan.pod_cidr)
@@ -73,9 +82,7 @@ def test_calico_mode_check_on_the_built_datapath(calico_lab: LabPlan) -> None:
     plan = calico_lab
     other = {"bgp": "vxlan", "vxlan": "bgp"}[plan.mode]
     for host in plan.hosts:
-        links = _ip_json(host.netns, "-d", "link", "show")
-        routes = _ip_json(host.netns, "route", "show")
-        peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
+        links, routes, peers = _node_view(plan, host)
         remote = [r for r in routes if str(r.get("dst", "")).startswith("10.244.")
                   and not str(r.get("dev", "")).startswith("cali")
                   and r.get("type") != "blackhole"]
@@ -102,17 +109,14 @@ def test_kube_router_weave_and_cilium_mode_checks_on_the_built_datapath(
         other_lab: LabPlan) -> None:
     plan = other_lab
     for host in plan.hosts:
-        links = _ip_json(host.netns, "-d", "link", "show")
-        routes = _ip_json(host.netns, "route", "show")
+        links, routes, peers = _node_view(plan, host)
         if plan.cni == "cilium":
-            peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
             other = {"vxlan": "native", "native": "vxlan"}[plan.mode]
             assert cilium.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
                 host.name
             wrong = cilium.mode_problems(other, links, routes, peers, plan.pod_cidr)
             assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
         elif plan.cni == "kube-router":
-            peers = {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)}
             assert kube_router.mode_problems("bgp", links, routes, peers, plan.pod_cidr) == [], \
                 host.name
             assert kube_router.mode_problems("overlay-subnet", links, routes, peers,
