@@ -316,7 +316,8 @@ def _cni_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", choices=["on", "off"], default="off",
                    help="network-policy enforcement (plugins that have it)")
     p.add_argument("--replace-kube-proxy", action="store_true",
-                   help="the plugin serves Services and kubeadm skips kube-proxy (cilium)")
+                   help="the plugin serves Services and kubeadm skips kube-proxy (cilium, "
+                        "kube-router)")
 
 
 def _operation_arguments(p: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from cnilab.bench.kube import NAMESPACE, STARTUP_LABEL, KubectlApi, KubectlError, startup_pod
 from cnilab.bench.suites import check_startup_pods
+from cnilab.cluster.verify import waiting
 from cnilab.errors import CnilabError
 
 POLL_S = 0.5
@@ -102,12 +103,11 @@ def _failure(pod: dict[str, Any]) -> str | None:
     status = pod.get("status", {})
     if status.get("phase") == "Failed":
         return f"pod failed: {status.get('reason') or status.get('message') or 'no reason'}"
-    for c in status.get("containerStatuses", []) or []:
-        waiting = (c.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason", "")
-        if reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
-                      "CreateContainerError", "CreateContainerConfigError", "InvalidImageName"):
-            return f"{reason}: {waiting.get('message', '')}".strip()
+    state = waiting(pod) or {}
+    reason = state.get("reason", "")
+    if reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
+                  "CreateContainerError", "CreateContainerConfigError", "InvalidImageName"):
+        return f"{reason}: {state.get('message', '')}".strip()
     return None
 
 

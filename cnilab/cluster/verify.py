@@ -13,10 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 
-def _condition(obj: dict[str, Any], kind: str) -> str | None:
-    for cond in obj.get("status", {}).get("conditions", []):
+def condition(obj: dict[str, Any], kind: str) -> str | None:
+    """The status ("True", "False", ...) of a Node's or Pod's condition ``kind``."""
+    for cond in obj.get("status", {}).get("conditions", []) or []:
         if cond.get("type") == kind:
             return str(cond.get("status"))
+    return None
+
+
+def waiting(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The first container of a pod that is waiting: its ``state.waiting`` (reason,
+    message), or None."""
+    for status in pod.get("status", {}).get("containerStatuses", []) or []:
+        state = (status.get("state") or {}).get("waiting")
+        if state:
+            return dict(state)
     return None
 
 
@@ -30,7 +41,7 @@ def node_problems(nodes: dict[str, Any], expected: dict[str, str]) -> list[str]:
         if name not in expected:
             problems.append(f"node {name} is in the cluster but not in the inventory")
             continue
-        if _condition(node, "Ready") != "True":
+        if condition(node, "Ready") != "True":
             problems.append(f"node {name} is not Ready")
         internal = [a["address"] for a in node.get("status", {}).get("addresses", [])
                     if a.get("type") == "InternalIP"]

@@ -15,7 +15,6 @@ import ipaddress
 from dataclasses import dataclass
 
 from cnilab.lab import sh
-from cnilab.lab.overlay import iptables_restore
 
 CHAIN = "CNL-SCALE"
 SET_NAME = "cnl-scale"
@@ -77,16 +76,31 @@ def removal_script() -> str:
             f"ipset destroy {SET_NAME} 2>/dev/null; true")
 
 
-def add_rules(netns: str, count: int, *, shape: str = "rules") -> int:
-    """Load ``scale_rules`` into a lab host; returns the rules loaded."""
+Step = tuple[list[str], str | None]   # argv, and the text fed to its stdin
+
+
+def rule_steps(count: int, shape: str) -> tuple[int, list[Step]]:
+    """(rules loaded, the commands) that make a host's FORWARD path hold ``count`` rules
+    of ``shape`` (0: none): the previous load removed first, then ipset and iptables
+    restores. The same steps serve a lab host and a cluster node over SSH."""
+    steps: list[Step] = [(["sh", "-c", removal_script()], None)]
+    if count == 0:
+        return 0, steps
     rules = scale_rules(count, shape)
-    remove_rules(netns)
     if rules.ipset is not None:
-        sh.run(sh.in_netns(netns, ["ipset", "restore"]), input_text=rules.ipset)
-    iptables_restore(netns, rules.iptables)
-    return rules.loaded
+        steps.append((["ipset", "restore"], rules.ipset))
+    steps.append((["iptables-restore", "--noflush"], "\n".join(rules.iptables) + "\n"))
+    return rules.loaded, steps
+
+
+def add_rules(netns: str, count: int, *, shape: str = "rules") -> int:
+    """Hold ``rule_steps`` on a lab host; returns the rules loaded."""
+    loaded, steps = rule_steps(count, shape)
+    for argv, stdin in steps:
+        sh.run(sh.in_netns(netns, argv), input_text=stdin)
+    return loaded
 
 
 def remove_rules(netns: str) -> None:
     """Remove everything ``add_rules`` added (idempotent)."""
-    sh.run(sh.in_netns(netns, ["sh", "-c", removal_script()]))
+    add_rules(netns, 0)

@@ -44,9 +44,10 @@ from cnilab.bench.kube import (
     bench_service,
 )
 from cnilab.cluster import operations
+from cnilab.cluster.verify import condition, waiting
 from cnilab.errors import CnilabError, InputError
 from cnilab.inventory import Node, load_inventory
-from cnilab.lab.rules import removal_script, scale_rules
+from cnilab.lab.rules import rule_steps
 from cnilab.targets.base import Target
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -261,7 +262,7 @@ class ClusterTarget(Target):
         while True:
             listing = api.get("pods", NAMESPACE).get("items", [])
             found = {p["metadata"]["name"]: p for p in listing}
-            ready = {n: p for n, p in found.items() if _is_ready(p)}
+            ready = {n: p for n, p in found.items() if condition(p, "Ready") == "True"}
             if all(n in ready for n in names):
                 return {n: {"ip": ready[n]["status"].get("podIP", ""),
                             "node": ready[n]["spec"].get("nodeName", ""),
@@ -341,25 +342,16 @@ class ClusterTarget(Target):
             return self._endpoint("bgc-a"), self._endpoint("bgs-a")
         return self._endpoint("bgc-a"), self._endpoint("bgs-b")
 
-    def _node_run(self, node: str, script: str, input_text: str | None = None) -> Completed:
-        done = self.shells[node].run(["sh", "-c", script], 120.0, input_text)
-        if done.returncode != 0:
-            raise CnilabError(f"{node}: {script.split()[0]} failed: "
-                              f"{(done.stderr or done.stdout).strip()[-300:]}")
-        return done
-
     def set_path_rules(self, count: int, shape: str) -> int:
         """The lab's non-matching rules (or ipset), on the FORWARD path of both nodes."""
-        loaded = 0
+        loaded, steps = rule_steps(count, shape)
         for node in (self.node_a.name, self.node_b.name):
-            self._node_run(node, removal_script())
-            if count:
-                rules = scale_rules(count, shape)
-                if rules.ipset:
-                    self._node_run(node, "ipset restore", rules.ipset)
-                self._node_run(node, "iptables-restore --noflush",
-                               "\n".join(rules.iptables) + "\n")
-                loaded = rules.loaded
+            for argv, stdin in steps:
+                done = self.shells[node].run(argv, 120.0, stdin)
+                if done.returncode != 0:
+                    what = "removing the earlier rules" if argv[0] == "sh" else argv[0]
+                    raise CnilabError(f"{node}: {what} failed: "
+                                      f"{(done.stderr or done.stdout).strip()[-300:]}")
         return loaded
 
     def start_pods(self, count: int, attempt: int) -> dict[str, Any]:
@@ -405,17 +397,10 @@ class ClusterTarget(Target):
         ]
 
 
-def _is_ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in pod.get("status", {}).get("conditions", []) or [])
-
-
 def _why_not_ready(pod: dict[str, Any] | None) -> str:
     if pod is None:
         return "not created"
-    status = pod.get("status", {})
-    for c in status.get("containerStatuses", []) or []:
-        waiting = (c.get("state") or {}).get("waiting")
-        if waiting:
-            return f"{waiting.get('reason', 'waiting')}: {waiting.get('message', '')}".strip(": ")
-    return str(status.get("phase", "unknown"))
+    state = waiting(pod)
+    if state:
+        return f"{state.get('reason', 'waiting')}: {state.get('message', '')}".strip(": ")
+    return str(pod.get("status", {}).get("phase", "unknown"))
