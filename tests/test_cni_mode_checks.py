@@ -47,6 +47,16 @@ def _node_view(plan: LabPlan, host: HostPlan) -> tuple[list[Any], list[Any], Pee
             {p.name: (p.underlay_ip, p.pod_subnet) for p in plan.peers(host)})
 
 
+def _judged(check: Any, plan: LabPlan, host: HostPlan, other: str) -> list[str]:
+    """The plugin's check passes the mode that is built and fails ``other``; returns
+    what it says about ``other``."""
+    links, routes, peers = _node_view(plan, host)
+    assert check(plan.mode, links, routes, peers, plan.pod_cidr) == [], host.name
+    wrong: list[str] = check(other, links, routes, peers, plan.pod_cidr)
+    assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
+    return wrong
+
+
 @pytest.fixture(params=["vxlan", "host-gw"])
 def flannel_lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
     yield from _built("flannel", request.param, pods=False)
@@ -56,17 +66,14 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
     plan = flannel_lab
     other = {"vxlan": "host-gw", "host-gw": "vxlan"}[plan.mode]
     for host in plan.hosts:
-        links, routes, peers = _node_view(plan, host)
-        assert flannel.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
-            host.name
-        wrong = flannel.mode_problems(other, links, routes, peers, plan.pod_cidr)
-        assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
+        wrong = _judged(flannel.mode_problems, plan, host, other)
         if plan.mode == "vxlan":
             assert "flannel.1 exists: the vxlan backend is (or was) running, not host-gw" \
                 in wrong
         else:
             assert "no flannel.1 VXLAN device: not the vxlan backend" in wrong
         # a peer whose subnet is not routed is named
+        links, routes, peers = _node_view(plan, host)
         missing = flannel.mode_problems(plan.mode, links, routes,
                                         {**peers, "h9": ("10.0.0.9", "10.244.9.0/24")},
                                         plan.pod_cidr)
@@ -87,10 +94,7 @@ def test_calico_mode_check_on_the_built_datapath(calico_lab: LabPlan) -> None:
                   and not str(r.get("dev", "")).startswith("cali")
                   and r.get("type") != "blackhole"]
         assert remote, f"{host.name}: no remote pod routes to judge"
-        assert calico.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
-            host.name
-        wrong = calico.mode_problems(other, links, routes, peers, plan.pod_cidr)
-        assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
+        wrong = _judged(calico.mode_problems, plan, host, other)
         if plan.mode == "bgp":
             assert "no vxlan.calico device: not Calico's VXLAN mode" in wrong
         else:
@@ -111,11 +115,8 @@ def test_kube_router_weave_and_cilium_mode_checks_on_the_built_datapath(
     for host in plan.hosts:
         links, routes, peers = _node_view(plan, host)
         if plan.cni == "cilium":
-            other = {"vxlan": "native", "native": "vxlan"}[plan.mode]
-            assert cilium.mode_problems(plan.mode, links, routes, peers, plan.pod_cidr) == [], \
-                host.name
-            wrong = cilium.mode_problems(other, links, routes, peers, plan.pod_cidr)
-            assert wrong, f"{host.name}: {other} check passed on a {plan.mode} datapath"
+            _judged(cilium.mode_problems, plan, host,
+                    {"vxlan": "native", "native": "vxlan"}[plan.mode])
         elif plan.cni == "kube-router":
             assert kube_router.mode_problems("bgp", links, routes, peers, plan.pod_cidr) == [], \
                 host.name
