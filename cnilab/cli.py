@@ -214,7 +214,9 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
                 control_plane=args.control_plane, user=args.user or chameleon.DEFAULT_USER,
                 key_file=args.key)
             origin = f"Written by `cnilab inventory chameleon` from {source}."
-        written = write_inventory(inventory, out, origin)
+        for line in inventory.left_out:
+            print(f"cnilab: left out {line}", file=sys.stderr)
+        written = write_inventory(inventory.inventory, out, origin)
         for node in load_inventory(written):
             print(f"{node.name:12} {node.group:14} node_ip {node.node_ip:15} via "
                   f"{node.vars.get('ansible_user')}@{node.address}")
@@ -232,7 +234,7 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
 def _cmd_manifest(args: argparse.Namespace) -> int:
     import yaml
 
-    from cnilab.cni.base import ClusterNetwork, ModeOptions
+    from cnilab.cni.base import ClusterNetwork, policy_options
     from cnilab.inventory import load_inventory
     from cnilab.lab.plan import POD_CIDR
     from cnilab.manifests.render import render
@@ -251,8 +253,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     cluster = ClusterNetwork(pod_cidr=POD_CIDR, node_ips=node_ips, mtu=args.mtu)
     rendered = render(args.cni, args.mode, args.profile, cluster,
                       from_file=Path(args.from_file) if args.from_file else None,
-                      options=ModeOptions(policy=args.policy == "on",
-                                          replace_kube_proxy=args.replace_kube_proxy))
+                      options=policy_options(args.policy, args.replace_kube_proxy))
     sys.stdout.write(rendered.text(cluster, origin))
     return 0
 
@@ -264,8 +265,8 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     reboot = getattr(args, "reboot", False)
     if reboot and action != "reset":
         raise InputError("--reboot belongs to `cnilab cluster reset`")
-    choice = operations.CniChoice(args.cni, args.mode, args.policy == "on",
-                                  args.replace_kube_proxy) \
+    choice = operations.CniChoice.of(args.cni, args.mode, args.policy,
+                                     args.replace_kube_proxy) \
         if getattr(args, "cni", None) else None
     operation = operations.prepare(action, Path(args.inventory), args.profile,
                                    Path(args.out) if args.out else None, choice)
@@ -313,8 +314,10 @@ def _cni_arguments(p: argparse.ArgumentParser) -> None:
     """Which plugin, in which mode (manifest, deploy, switch)."""
     p.add_argument("--cni", required=True)
     p.add_argument("--mode", required=True)
-    p.add_argument("--policy", choices=["on", "off"], default="off",
-                   help="network-policy enforcement (plugins that have it)")
+    p.add_argument("--policy", choices=["on", "off", "never"], default="off",
+                   help="on: network policies enforced (plugins that have it); off: no "
+                        "policies, the plugin's default engine; never: cilium's policy "
+                        "engine switched off (policyEnforcementMode never)")
     p.add_argument("--replace-kube-proxy", action="store_true",
                    help="the plugin serves Services and kubeadm skips kube-proxy (cilium, "
                         "kube-router)")

@@ -30,7 +30,7 @@ import yaml
 from cnilab import paths
 from cnilab.errors import InputError, SpecError
 from cnilab.lab.plan import POD_CIDR, SERVICE_CIDR
-from cnilab.yamlpos import PosDict, line_of, load_file
+from cnilab.yamlpos import PosDict, line_of, load_file, load_text
 
 GROUPS = ("control_plane", "workers")
 RESERVED = {"pod CIDR": ipaddress.ip_network(POD_CIDR),
@@ -43,11 +43,39 @@ class Node:
     group: str
     node_ip: str
     vars: dict[str, Any]      # effective: all.vars, then the group's vars, then the host's
+    inventory: str = ""       # the file it was read from
 
     @property
     def address(self) -> str:
         """How Ansible (and the preflight) reach the host."""
         return str(self.vars.get("ansible_host", self.name))
+
+    @property
+    def port(self) -> int:
+        return int(self.vars.get("ansible_port", 22))
+
+    @property
+    def known_hosts(self) -> Path | None:
+        """The file its SSH host key is checked against, None when the inventory opts
+        out (cnilab.cluster.hostkeys)."""
+        from cnilab.cluster.hostkeys import checks_host_keys, known_hosts_file
+
+        if not self.inventory or not checks_host_keys(self.vars):
+            return None
+        return known_hosts_file(Path(self.inventory))
+
+
+def node_ip_problem(name: str, ip: ipaddress.IPv4Address, seen: dict[str, str]) -> str | None:
+    """What is wrong with host ``name``'s node_ip (a reserved range, another host's),
+    else None; ``seen`` (node_ip -> host) is updated."""
+    for label, net in RESERVED.items():
+        if ip in net:
+            return (f"host '{name}': node_ip {ip} lies in the {label} {net}; pick a node "
+                    "network outside it")
+    if str(ip) in seen:
+        return f"host '{name}': node_ip {ip} is also {seen[str(ip)]}'s"
+    seen[str(ip)] = name
+    return None
 
 
 def _mapping(value: Any, where: Any, key: str | None, path: str, name: str) -> PosDict:
@@ -84,18 +112,12 @@ def parse_inventory(data: Any, path: str) -> list[Node]:
             except ValueError:
                 raise SpecError(path, line_of(hv, "node_ip"), f"host '{name}': node_ip "
                                 f"{hv['node_ip']!r} is not an IPv4 address") from None
-            for label, net in RESERVED.items():
-                if ip in net:
-                    raise SpecError(path, line_of(hv, "node_ip"), f"host '{name}': node_ip "
-                                    f"{ip} lies in the {label} {net}; pick a node network "
-                                    "outside it")
-            if str(ip) in seen_ips:
-                raise SpecError(path, line_of(hv, "node_ip"), f"host '{name}': node_ip {ip} "
-                                f"is also {seen_ips[str(ip)]}'s")
-            seen_ips[str(ip)] = str(name)
+            problem = node_ip_problem(str(name), ip, seen_ips)
+            if problem:
+                raise SpecError(path, line_of(hv, "node_ip"), problem)
             effective = {**dict(everything.get("vars") or {}),
                          **dict(children[group].get("vars") or {}), **dict(hv)}
-            nodes.append(Node(str(name), group, str(ip), effective))
+            nodes.append(Node(str(name), group, str(ip), effective, path))
     if sum(1 for n in nodes if n.group == "control_plane") != 1:
         raise SpecError(path, line_of(children, "control_plane"),
                         "control_plane must have exactly one host (kubeadm init runs there)")
@@ -149,7 +171,9 @@ def vagrant_inventory(ssh_config: str, network: dict[str, Any]) -> dict[str, Any
     workers = sorted((n for n in machines if re.fullmatch(r"w\d+", n)),
                      key=lambda n: int(n[1:]))
     return {"all": {
-        "vars": {"ansible_become": True,
+        # Vagrant VMs are local and get new host keys on every `vagrant up`: no key is
+        # recorded for them (the explicit opt-out; cnilab.cluster.hostkeys)
+        "vars": {"ansible_become": True, "ansible_host_key_checking": False,
                  "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
                                             "-o UserKnownHostsFile=/dev/null"},
         "children": {
@@ -176,11 +200,26 @@ def write_vagrant_inventory(ssh_config_file: Path | None = None) -> Path:
                            "regenerate after `vagrant up`.")
 
 
+@dataclass
+class Generated:
+    """An inventory made from a testbed's description, and the machines it left out
+    (one line each, naming the machine and why), which the command reports."""
+
+    inventory: dict[str, Any]
+    left_out: list[str]
+
+
 def grouped_inventory(hosts: dict[str, dict[str, Any]], control_plane: str | None,
                       source: str) -> dict[str, Any]:
     """cnilab's inventory shape from per-host entries: ``control_plane`` (the named host,
-    else the first) and every other host a worker. Generators share it."""
+    else the first) and every other host a worker. Generators share it; what the
+    inventory check would refuse is named here against the testbed's own file."""
     names = list(hosts)
+    seen: dict[str, str] = {}
+    for name, entry in hosts.items():
+        problem = node_ip_problem(name, ipaddress.IPv4Address(str(entry["node_ip"])), seen)
+        if problem:
+            raise InputError(f"{source}: {problem}")
     if len(names) < 2:
         raise InputError(f"{source}: {len(names)} host(s); cnilab needs a control plane and "
                          "at least one worker")
@@ -198,15 +237,12 @@ def grouped_inventory(hosts: dict[str, dict[str, Any]], control_plane: str | Non
 
 def write_inventory(inventory: dict[str, Any], out: Path, origin: str) -> Path:
     """Write a generated inventory atomically, after it passed our own validation (a
-    generator bug must not leave a half-valid file where the old one was)."""
+    generator bug must not leave a half-valid file where the old one was). A problem is
+    named against the file being written, never against a temporary one."""
     body = f"# {origin}\n" + yaml.safe_dump(inventory, sort_keys=False)
+    parse_inventory(load_text(body, str(out)), str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(body, encoding="utf-8")
-    try:
-        load_inventory(tmp)
-    except BaseException:
-        tmp.unlink()
-        raise
     os.replace(tmp, out)
     return out

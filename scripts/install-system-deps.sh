@@ -21,7 +21,7 @@ lab_packages=(
   python3 python3-venv python3-pip make git
 )
 # What the static checks and tests use on top.
-test_packages=(openssh-server tcpdump chromium vagrant nftables ethtool busybox-static skopeo)  # chromium: screenshot of report.html; vagrant: `vagrant validate`; nftables, ethtool: what emulated nodes are reset and collected with; busybox-static, skopeo: the benchmark pod image is built from it and inspected as an OCI archive
+test_packages=(openssh-server tcpdump chromium vagrant nftables ethtool busybox-static skopeo containerd)  # containerd: `containerd config dump` of the configuration rendered for the 1.x line; chromium: screenshot of report.html; vagrant: `vagrant validate`; nftables, ethtool: what emulated nodes are reset and collected with; busybox-static, skopeo: the benchmark pod image is built from it and inspected as an OCI archive
 
 packages=("${lab_packages[@]}")
 if [ "$profile" = "test" ]; then packages+=("${test_packages[@]}"); fi
@@ -73,6 +73,6 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Distribution units would start daemons in the root namespace on a systemd
 # host; the lab runs its own instances inside namespaces, so keep them off.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now bird.service netperf.service >/dev/null 2>&1 || true
+  systemctl disable --now bird.service netperf.service containerd.service >/dev/null 2>&1 || true
 fi
 echo "install-system-deps: installed ${missing[*]}"

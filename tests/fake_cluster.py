@@ -7,6 +7,13 @@ pinned Kubernetes schemas (as an API server would reject it), and places "pods" 
 the netns lab's pods and hosts. Everything below the API is real: the lab's datapath
 (bridges, VXLAN, routes, kube-proxy's iptables DNAT for the Service), iperf3, netperf,
 ping, iptables on the "nodes".
+
+As on a real node, a pod that is not on the host network cannot start on a node whose
+CNI is not in place: the kubelet cannot create its sandbox while the runtime reports the
+network not ready, so the pod stays Pending with its container waiting in
+ContainerCreating (kubelet: "network is not ready: container runtime network not ready:
+... cni plugin not initialized"). ``networked`` holds the nodes whose CNI is in place;
+a switch (which built the mode's datapath) marks them.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class FakeKubectl:
         self.plan = plan
         self.hosts = {h.name: h for h in plan.hosts}
         self.nodes = nodes
+        self.networked: set[str] = set()      # nodes whose CNI is in place
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.placed: dict[str, str] = {}     # pod -> netns
         self.calls: list[list[str]] = []
@@ -67,6 +75,20 @@ class FakeKubectl:
 
     def _pod_status(self, pod: dict[str, Any]) -> dict[str, Any]:
         name = pod["metadata"]["name"]
+        if not pod["spec"].get("hostNetwork") and pod["spec"]["nodeName"] not in self.networked:
+            return {**pod, "status": {
+                "phase": "Pending",
+                "conditions": [{"type": "Ready", "status": "False",
+                                "reason": "ContainersNotReady"}],
+                "containerStatuses": [{"name": pod["spec"]["containers"][0]["name"],
+                                       "ready": False, "state": {"waiting": {
+                                           "reason": "ContainerCreating",
+                                           "message": "network is not ready: container "
+                                                      "runtime network not ready: "
+                                                      "NetworkReady=false reason:Network"
+                                                      "PluginNotReady message:Network plugin "
+                                                      "returns error: cni plugin not "
+                                                      "initialized"}}}]}}
         return {**pod, "status": {"phase": "Running", "podIP": self._address(name),
                                   "conditions": [{"type": "Ready", "status": "True"}],
                                   "containerStatuses": [{"image": pod["spec"]["containers"]

@@ -21,15 +21,14 @@ from cnilab.cluster.ssh import clock_skew
 from cnilab.inventory import load_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
-# emulated nodes share this machine's kernel, so its cgroup layout is theirs
-MACHINE_CGROUP = "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
 
 
 @pytest.fixture(scope="module")
 def nodes() -> Iterator[SshNodes]:
     if os.geteuid() != 0:
         pytest.skip("needs root: network namespaces and sshd")
-    with SshNodes(["cp1", "w1", "w2"]) as emulated:
+    names = ["cp1", "w1", "w2"]
+    with SshNodes(names, images={n: "debian-12" for n in names}) as emulated:
         yield emulated
 
 
@@ -46,22 +45,46 @@ def _inventory(nodes: SshNodes, tmp_path: Path, edit: Any = None) -> Path:
 def test_doctor_inventory_passes_healthy_hosts(nodes: SshNodes, tmp_path: Path,
                                                cli: Any) -> None:
     inventory = str(_inventory(nodes, tmp_path))
-    # paper-2020 accepts either cgroup version
-    proc = cli("doctor", "--inventory", inventory, "--profile", "paper-2020")
+    proc = cli("doctor", "--inventory", inventory)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for node in nodes.nodes:
         assert f"ok    {node.name:<12} node_ip    {node.ip} on eth0, mtu 1500" in proc.stdout
         assert f"ok    {node.name:<12} os         debian 12" in proc.stdout
         assert f"ok    {node.name:<12} ssh        root@{node.ip}:22" in proc.stdout
         assert f"ok    {node.name:<12} clock      skew " in proc.stdout
+        assert f"ok    {node.name:<12} cgroup     v2" in proc.stdout
+        assert f"ok    {node.name:<12} iproute2   JSON routes" in proc.stdout
     assert "ok    all          mtu        1500 on every host" in proc.stdout
     assert "every host passed" in proc.stdout
-    # the current profile's kubelet needs cgroup v2: judged on what the hosts really have
-    current = cli("doctor", "--inventory", inventory)
-    line = f"{'ok  ' if MACHINE_CGROUP == 'v2' else 'FAIL'}  cp1          cgroup     " \
-        f"{MACHINE_CGROUP}"
-    assert line in current.stdout, current.stdout
-    assert current.returncode == (0 if MACHINE_CGROUP == "v2" else 1)
+
+
+@pytest.mark.root
+def test_doctor_judges_each_os_image_for_the_paper_profile(tmp_path: Path, cli: Any) -> None:
+    """The paper profile's kubelet (1.18) runs on cgroup v1 only (kubernetes/kubernetes
+    #90710); ansible-core 2.19 runs modules with Python >= 3.8 only (module_utils/basic.py
+    _PY_MIN); cnilab reads routes as JSON (iproute2 >= 4.17). Ubuntu 20.04 has all three;
+    Ubuntu 18.04 (the paper's OS) none but the first; Debian 12 boots cgroup v2."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces and sshd")
+    images = {"focal": "ubuntu-20.04", "bionic": "ubuntu-18.04", "bookworm": "debian-12"}
+    with SshNodes(list(images), images=images, tag=1) as emulated:
+        proc = cli("doctor", "--inventory", str(emulated.inventory(tmp_path / "hosts.yml")),
+                   "--profile", "paper-2020")
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    focal = [line for line in out.splitlines() if line[6:].startswith("focal ")]
+    assert focal and all(line.startswith("ok  ") for line in focal), out
+    assert "ok    focal        os         ubuntu 20.04" in out
+    assert "ok    focal        python     3.8" in out
+    assert "ok    focal        cgroup     v1" in out
+    assert "FAIL  bionic       python     3.6 (the pinned ansible-core runs modules only with " \
+        "python3 >= 3.8 on the node)" in out
+    assert "FAIL  bionic       iproute2   `ip -j route` prints no JSON (iproute2 >= 4.17 " \
+        "needed" in out
+    assert "FAIL  bionic       os         ubuntu 18.04 is not one the roles are written for" in out
+    assert "FAIL  bookworm     cgroup     v2: this profile's kubelet needs cgroup v1; boot " \
+        "with systemd.unified_cgroup_hierarchy=0 on the kernel command line" in out
+    assert "4 problem(s)" in out
 
 
 @pytest.mark.root
@@ -75,8 +98,7 @@ def test_doctor_inventory_names_each_problem(nodes: SshNodes, tmp_path: Path,
 
     nodes.nodes[1].exec("ip", "link", "set", "eth0", "mtu", "1400")
     try:
-        proc = cli("doctor", "--inventory", str(_inventory(nodes, tmp_path, edit)),
-                   "--profile", "paper-2020")
+        proc = cli("doctor", "--inventory", str(_inventory(nodes, tmp_path, edit)))
     finally:
         nodes.nodes[1].exec("ip", "link", "set", "eth0", "mtu", "1500")
     assert proc.returncode == 1
@@ -101,19 +123,20 @@ def test_clock_skew_is_judged_from_the_round_trip_midpoint(tmp_path: Path) -> No
         # a stand-in for SSH: one host's clock is 3 s ahead (skew cannot be made here)
         now = time.time()
         offset = 3.0 if node.name == "w1" else 0.0
-        return Probe(parse_probe(f"os=ubuntu 18.04\nkernel=4.15.0\npython=3.6\ncgroup=v1\n"
-                                 f"addr={addr}\nclock={now + offset}\n"), now, now + 0.01)
+        return Probe(parse_probe(f"os=ubuntu 20.04\nkernel=5.4.0\npython=3.8\ncgroup=v1\n"
+                                 f"routes_json=[\naddr={addr}\nclock={now + offset}\n"),
+                     now, now + 0.01)
 
-    checks = preflight(load_inventory(inventory), cgroup_required="any", probe=probe)
+    checks = preflight(load_inventory(inventory), cgroup_required="1", probe=probe)
     by_host = {(c.host, c.subject): c for c in checks}
     assert by_host[("cp1", "clock")].ok
     assert not by_host[("w1", "clock")].ok
     assert "more than 0.5 s" in by_host[("w1", "clock")].detail
-    assert by_host[("w1", "python")].ok and by_host[("w1", "os")].ok   # the paper's userland
+    assert by_host[("w1", "python")].ok and by_host[("w1", "os")].ok   # the paper profile's OS
     assert by_host[("w1", "cgroup")].ok                                # 1.18 runs on v1
     strict = preflight(load_inventory(inventory), cgroup_required="2", probe=probe)
-    assert any(c.subject == "cgroup" and not c.ok and "needs cgroup v2" in c.detail
-               for c in strict)
+    assert any(c.subject == "cgroup" and not c.ok and "needs cgroup v2; boot with "
+               "systemd.unified_cgroup_hierarchy=1" in c.detail for c in strict)
 
 
 @pytest.mark.root
@@ -155,7 +178,7 @@ def test_cluster_up_stops_at_a_failed_preflight(nodes: SshNodes, tmp_path: Path,
 
     out = tmp_path / "records"
     proc = cli("cluster", "up", "--inventory", str(_inventory(nodes, tmp_path, edit)),
-               "--profile", "paper-2020", "--out", str(out), "--quiet")
+               "--out", str(out), "--quiet")
     assert proc.returncode == 1
     assert "preflight failed (nothing was changed on the hosts)" in proc.stderr
     assert "FAIL  w1           ssh        root@10.251.7.98:22 unreachable" in proc.stderr
@@ -203,4 +226,69 @@ def test_deploy_and_switch_refuse_what_cannot_be_deployed(tmp_path: Path, cli: A
     proc = cli("switch", "--inventory", str(inventory), "--cni", "nope", "--mode", "x",
                "--out", str(out))
     assert proc.returncode == 2 and "real-cluster support exists for" in proc.stderr
+    proc = cli("deploy", "--inventory", str(inventory), "--cni", "weave", "--mode", "fastdp",
+               "--policy", "never", "--out", str(out))
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "cnilab: --policy never: weave's policy engine cannot be switched off; it takes "
+        "--policy on or off")
     assert not out.exists()
+
+
+def _checked_inventory(emulated: SshNodes, path: Path) -> Path:
+    """The emulated nodes' inventory without their opt-out: host keys are checked."""
+    data = yaml.safe_load(emulated.inventory(path).read_text())
+    data["all"]["vars"] = {"ansible_ssh_common_args":
+                           "-o ControlMaster=auto -o ControlPersist=30s "
+                           f"-o ControlPath={emulated.control_path_dir / '%C'}"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.root
+def test_host_keys_are_recorded_at_first_contact_and_a_changed_one_is_refused(
+        tmp_path: Path, cli: Any) -> None:
+    """Trust on first use, for paramiko (preflight, benchmark sessions) and Ansible's
+    OpenSSH alike; a reinstalled machine (a new node set at the same addresses, with new
+    host keys) is refused with one line per host, before any playbook runs."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces and sshd")
+    inventory = tmp_path / "testbed" / "hosts.yml"
+    inventory.parent.mkdir()
+    known = inventory.parent / "known_hosts"
+    with SshNodes(["cp1", "w1"], images={"cp1": "debian-12", "w1": "debian-12"},
+                  tag=3) as emulated:
+        _checked_inventory(emulated, inventory)
+        first = cli("doctor", "--inventory", str(inventory))
+        assert first.returncode == 0, first.stdout + first.stderr
+        recorded = known.read_text()
+        hosts = sorted(line.split()[0] for line in recorded.splitlines())
+        assert hosts == sorted(n.ip for n in emulated.nodes), recorded
+        for node in emulated.nodes:     # the very key each sshd serves
+            served = (node.scratch / "files" / "host_key.pub").read_text().split()[:2]
+            assert f"{node.ip} {' '.join(served)}" in recorded
+        again = cli("doctor", "--inventory", str(inventory))
+        assert again.returncode == 0 and known.read_text() == recorded
+        # Ansible's OpenSSH checks against the same file (accept-new for new hosts only)
+        collected = cli("cluster", "collect", "--inventory", str(inventory),
+                        "--out", str(tmp_path / "records"), "--quiet")
+        assert collected.returncode == 0, collected.stdout + collected.stderr
+        assert known.read_text() == recorded
+    with SshNodes(["cp1", "w1"], images={"cp1": "debian-12", "w1": "debian-12"},
+                  tag=3) as reinstalled:
+        _checked_inventory(reinstalled, inventory)
+        refused = cli("doctor", "--inventory", str(inventory))
+        assert refused.returncode == 1
+        for node in reinstalled.nodes:
+            assert f"FAIL  {node.name:<12} hostkey    the SSH host key of {node.ip} is not " \
+                f"the one recorded in {known}; refusing to connect (if the machine was " \
+                f"reinstalled, remove its key: ssh-keygen -R '{node.ip}' -f {known})" \
+                in refused.stdout, refused.stdout
+        blocked = cli("cluster", "collect", "--inventory", str(inventory),
+                      "--out", str(tmp_path / "blocked"), "--quiet")
+        assert blocked.returncode == 1
+        lines = blocked.stderr.strip().splitlines()
+        assert lines[-2].startswith("cnilab: cp1: the SSH host key of "), lines
+        assert lines[-1].startswith("w1: the SSH host key of "), lines
+        (directory,) = (tmp_path / "blocked").iterdir()
+        assert not (directory / "ansible").exists()          # no playbook ran
+        assert known.read_text() == recorded                  # nothing re-recorded

@@ -101,10 +101,51 @@ def test_kubeadm_init_dry_run_renders_the_configuration_from_the_inventory(
     assert "+  podSubnet: 10.244.0.0/16" in out
     assert f"+kubernetesVersion: v{PINS['profiles']['current']['kubernetes']}" in out
     assert "+mode: iptables" in out
+    assert "+imageRepository: registry.k8s.io" in out
     assert not config.exists()
     # a dry run neither initialises nor mints a join token
     assert "Kubeadm init | Create a join token for the workers" in out
     assert "abcdef" not in out
+
+
+def test_both_install_methods_install_the_pinned_cni_plugins() -> None:
+    """The pkgs.k8s.io kubelet package brings CNI plugins only through its dependency on
+    kubernetes-cni, at the repository's version (kubernetes/release#4156 proposes
+    dropping it): both methods unpack the pinned, sha256-verified tarball themselves,
+    after the packages (whose files it overwrites), and the check reads its version."""
+    tasks = ROOT / "roles" / "kube_packages" / "tasks"
+    for method in ("apt", "binaries"):
+        steps = yaml.safe_load((tasks / f"{method}.yml").read_text())
+        names = [t["name"] for t in steps]
+        include = [i for i, t in enumerate(steps)
+                   if t.get("ansible.builtin.include_tasks") == "cni_plugins.yml"]
+        assert len(include) == 1, method
+        installs = [i for i, n in enumerate(names) if "Install the pinned versions" in n or
+                    "Install the release binaries" in n]
+        assert installs and installs[0] < include[0], method
+    plugins = yaml.safe_load((tasks / "cni_plugins.yml").read_text())
+    download = next(t for t in plugins if "ansible.builtin.get_url" in t)
+    assert download["ansible.builtin.get_url"]["checksum"] == \
+        "sha256:{{ kube_packages_checksums['cni_plugins'] }}"
+    for profile, sums in PINS["checksums"].items():
+        assert len(sums["cni_plugins"]) == 64, profile
+    check = (tasks / "check.yml").read_text()
+    assert "host-local" in check and "cni_plugins" in check
+
+
+def test_paper_profile_pulls_from_registry_k8s_io(tmp_path: Path) -> None:
+    """Kubernetes 1.18's kubeadm defaults to k8s.gcr.io, which is frozen (since
+    2023-04-03) and only redirects to registry.k8s.io "as a stopgap" (kubernetes.io blog,
+    2023-03-10): every image the paper profile names comes from registry.k8s.io."""
+    config = tmp_path / "kubeadm-init.yaml"
+    proc = _dry_run(tmp_path, "--tags", "kubeadm_init", "-e", "cnilab_profile=paper-2020",
+                    "-e", f"kubeadm_init_config_file={config}",
+                    "-e", f"kubeadm_init_user_kubeconfig={tmp_path / 'kube' / 'config'}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "+apiVersion: kubeadm.k8s.io/v1beta2" in proc.stdout
+    assert "+imageRepository: registry.k8s.io" in proc.stdout
+    for name, profile in PINS["profiles"].items():
+        assert "k8s.gcr.io" not in str(profile), name
 
 
 def test_a_cni_replacing_kube_proxy_makes_kubeadm_skip_its_addon(tmp_path: Path) -> None:

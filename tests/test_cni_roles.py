@@ -63,12 +63,17 @@ def test_daemonset_readiness_rule() -> None:
                 "status": {"desiredNumberScheduled": desired, "numberReady": ready,
                            "updatedNumberScheduled": updated}}
 
-    assert daemonset_problems({"items": [ds("kube-flannel-ds", 3, 3, 3)]}) == []
-    assert daemonset_problems({"items": [ds("kube-flannel-ds", 3, 2, 3)]}) == [
+    assert daemonset_problems({"items": [ds("kube-flannel-ds", 3, 3, 3)]}, 3) == []
+    assert daemonset_problems({"items": [ds("kube-flannel-ds", 3, 2, 3)]}, 3) == [
         "kube-flannel/kube-flannel-ds: 2/3 ready, 3 updated"]
-    assert daemonset_problems({"items": [ds("kube-flannel-ds-arm", 0, 0, 0)]}) == [
-        "kube-flannel/kube-flannel-ds-arm: scheduled on no node"]
-    assert daemonset_problems({"items": []}) == ["no DaemonSet matched"]
+    # flannel v0.12.0: one DaemonSet per architecture, the others select no amd64 node
+    per_arch = [ds("kube-flannel-ds-amd64", 3, 3, 3), ds("kube-flannel-ds-arm", 0, 0, 0)]
+    assert daemonset_problems({"items": per_arch}, 3) == []
+    assert daemonset_problems({"items": per_arch}, 4) == [
+        "kube-flannel-ds-amd64, kube-flannel-ds-arm: scheduled on 3 of the 4 nodes"]
+    assert daemonset_problems({"items": [ds("kube-flannel-ds-arm", 0, 0, 0)]}, 3) == [
+        "kube-flannel-ds-arm: scheduled on 0 of the 3 nodes"]
+    assert daemonset_problems({"items": []}, 3) == ["no DaemonSet matched"]
 
 
 def test_node_peers_pairs_inventory_ips_with_pod_subnets() -> None:
@@ -157,7 +162,7 @@ def test_cilium_configuration_check_reads_the_agents_config_map() -> None:
 
     native = {"routing-mode": "native", "tunnel-protocol": "vxlan",
               "auto-direct-node-routes": "true", "kube-proxy-replacement": "true",
-              "enable-policy": "never"}
+              "enable-policy": "default"}
     assert cni_config_problems("cilium", "native", "current", native,
                                replace_kube_proxy=True) == []
     assert cni_config_problems("cilium", "vxlan", "current", native,
@@ -165,9 +170,13 @@ def test_cilium_configuration_check_reads_the_agents_config_map() -> None:
         "cilium-config routing-mode is 'native', the mode needs 'tunnel'"]
     assert cni_config_problems("cilium", "native", "current", native) == [
         "cilium-config kube-proxy-replacement is 'true', the mode needs 'false'"]
-    assert "cilium-config enable-policy is 'never', the mode needs 'default'" in \
-        cni_config_problems("cilium", "native", "current", native, policy=True,
-                            replace_kube_proxy=True)
+    # policy off and on both run the default enforcement (on adds policies); only
+    # --policy never switches the engine off
+    assert cni_config_problems("cilium", "native", "current", native, policy=True,
+                               replace_kube_proxy=True) == []
+    assert cni_config_problems("cilium", "native", "current", native, replace_kube_proxy=True,
+                               policy_engine=False) == [
+        "cilium-config enable-policy is 'default', the mode needs 'never'"]
     paper = {"tunnel": "vxlan", "kube-proxy-replacement": "disabled"}
     assert cni_config_problems("cilium", "vxlan", "paper-2020", paper, policy=True) == []
     assert cni_config_problems("cilium", "native", "paper-2020", paper, policy=True) == [

@@ -30,15 +30,15 @@ def test_example_inventory_is_valid() -> None:
 
 
 @pytest.mark.parametrize(("old", "new", "line", "words"), [
-    ("node_ip: 10.10.1.2\n", "node_ip: 10.244.3.2\n", 26,
+    ("node_ip: 10.10.1.2\n", "node_ip: 10.244.3.2\n", 30,
      "host 'node1': node_ip 10.244.3.2 lies in the pod CIDR 10.244.0.0/16"),
-    ("node_ip: 10.10.1.3\n", "node_ip: 10.96.0.10\n", 29, "lies in the service CIDR"),
-    ("node_ip: 10.10.1.3\n", "node_ip: 10.10.1.2\n", 29,
+    ("node_ip: 10.10.1.3\n", "node_ip: 10.96.0.10\n", 33, "lies in the service CIDR"),
+    ("node_ip: 10.10.1.3\n", "node_ip: 10.10.1.2\n", 33,
      "host 'node2': node_ip 10.10.1.2 is also node1's"),
-    ("node_ip: 10.10.1.3\n", "node_ip: node-two\n", 29, "is not an IPv4 address"),
-    ("          node_ip: 10.10.1.1 ", "          nodeip: 10.10.1.1 ", 19,
+    ("node_ip: 10.10.1.3\n", "node_ip: node-two\n", 33, "is not an IPv4 address"),
+    ("          node_ip: 10.10.1.1 ", "          nodeip: 10.10.1.1 ", 23,
      "host 'node0' has no node_ip"),
-    ("    workers:", "    worker:", 17, "all.children needs a 'workers' group"),
+    ("    workers:", "    worker:", 21, "all.children needs a 'workers' group"),
 ])
 def test_bad_inventories_name_the_line(old: str, new: str, line: int, words: str) -> None:
     text = EXAMPLE.read_text()

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMON: dict[str, Any] = dict(kubernetes_version="1.35.0", node_name="cp1",
                               node_ip="192.168.56.10", pod_cidr="10.244.0.0/16",
                               service_cidr="10.96.0.0/12", kube_proxy_mode="iptables",
-                              cri_socket="unix:///run/containerd/containerd.sock")
+                              cri_socket="unix:///run/containerd/containerd.sock",
+                              image_repository="registry.k8s.io")
 
 
 def _by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -34,6 +35,7 @@ def test_v1beta4_uses_structured_args_and_disables_the_proxy_addon() -> None:
     assert cluster["networking"] == {"podSubnet": "10.244.0.0/16",
                                      "serviceSubnet": "10.96.0.0/12"}
     assert cluster["kubernetesVersion"] == "v1.35.0"
+    assert cluster["imageRepository"] == "registry.k8s.io"
     assert cluster["proxy"] == {"disabled": True} and "KubeProxyConfiguration" not in docs
     assert docs["KubeletConfiguration"]["cgroupDriver"] == "systemd"
     assert kubeadm.skip_phases_flag("kubeadm.k8s.io/v1beta4", True) == []

@@ -178,6 +178,17 @@ def test_manifest_command(cli: Any, tmp_path: Path) -> None:
         "support exists for calico, cilium, flannel, kube-router, weave"
 
 
+def test_manifest_command_weave_policy_off_expects_no_policy_controller(cli: Any) -> None:
+    proc = cli("manifest", "--cni", "weave", "--mode", "fastdp",
+               "--from", str(MINI / "weave-fork-mini.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].endswith("mode fastdp, policy off")
+    body = proc.stdout.partition("\n---\n")[2]
+    found = _weave_containers([d for d in yaml.safe_load_all(body) if d])
+    assert "weave-npc" not in found
+    assert {"name": "EXPECT_NPC", "value": "0"} in found["weave"]["env"]
+
+
 def _kube_router_agent(documents: list[dict[str, Any]]) -> dict[str, Any]:
     (daemonset,) = [d for d in documents if d["kind"] == "DaemonSet"]
     (agent,) = [c for c in daemonset["spec"]["template"]["spec"]["containers"]
@@ -309,9 +320,32 @@ def test_calico_current_release_patched_and_valid(mode: str, backend: str, ipip:
     _validate(rendered.documents, _k8s_schema_version("current"))
 
 
-def test_calico_paper_release_has_no_pinned_file() -> None:
-    with pytest.raises(InputError, match=r"no pinned install file for calico v3\.14\.1"):
-        render("calico", "bgp", "paper-2020", NETWORK)
+@pytest.mark.parametrize(("mode", "backend", "mtu"), [("bgp", "bird", "1500"),
+                                                      ("ipip", "bird", "1480"),
+                                                      ("vxlan", "vxlan", "1450")])
+def test_calico_paper_release_from_the_docs_archive(mode: str, backend: str, mtu: str) -> None:
+    """v3.14's calico.yaml exists only as the docs site rendered it: pinned at the
+    versioned archive (sha256 recorded on first fetch). Before 3.17, calico-node uses
+    veth_mtu as given (no derivation), so cnilab gives it the node MTU less the mode's
+    encapsulation, as later releases derive it. Tested on a user's copy of that
+    rendering (v3.14.1 images), the layout the archive serves."""
+    version, url = release("calico", "paper-2020")
+    assert (version, url) == ("v3.14", "https://docs.projectcalico.org/archive/v3.14/"
+                                       "manifests/calico.yaml")
+    path = _upstream("calico/v3.14-rendered/calico.yaml")
+    network = ClusterNetwork(NETWORK.pod_cidr, NETWORK.node_ips, node_mtu=1500)
+    rendered = render("calico", mode, "paper-2020", network, from_file=path)
+    config = next(d for d in rendered.documents if d["metadata"]["name"] == "calico-config")
+    assert (config["data"]["calico_backend"], config["data"]["veth_mtu"]) == (backend, mtu)
+    (daemonset,) = [d for d in rendered.documents if d["kind"] == "DaemonSet"]
+    (node,) = [c for c in daemonset["spec"]["template"]["spec"]["containers"]
+               if c["name"] == "calico-node"]
+    env = {e["name"]: e.get("value") for e in node["env"]}
+    assert env["CALICO_IPV4POOL_CIDR"] == "10.244.0.0/16"
+    assert env["CALICO_IPV4POOL_IPIP"] == ("Always" if mode == "ipip" else "Never")
+    assert env["CALICO_IPV4POOL_VXLAN"] == ("Always" if mode == "vxlan" else "Never")
+    with pytest.raises(InputError, match=r"calico v3\.14 cannot derive the pod MTU"):
+        render("calico", mode, "paper-2020", NETWORK, from_file=path)
 
 
 def _weave_containers(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -335,6 +369,9 @@ def test_weave_paper_release_patched_and_valid(mode: str, policy: bool) -> None:
     assert "WEAVE_MTU" not in env                                 # weave's own default
     assert found["weave"]["image"] == "weaveworks/weave-kube:2.6.5"
     assert ("weave-npc" in found) == policy
+    # without weave-npc, weaver must not expect it (launch.sh defaults EXPECT_NPC to 1,
+    # and weaver then drops every packet to a pod at the head of FORWARD)
+    assert env.get("EXPECT_NPC") == (None if policy else "0")
     assert all("imagePullPolicy" not in c for c in found.values())
     assert rendered.source_sha256 == lock.read_lock(lock.lock_path())[
         release("weave", "paper-2020")[1]]
@@ -383,7 +420,10 @@ def test_cilium_current_values_valid_against_the_chart_schema(mode: str, replace
     assert ("k8sServiceHost" in values) == replace
     if replace:
         assert (values["k8sServiceHost"], values["k8sServicePort"]) == ("192.168.56.10", 6443)
-    assert values["policyEnforcementMode"] == ("default" if policy else "never")
+    # the paper's "policy off" is Cilium's default enforcement with no policies loaded
+    assert values["policyEnforcementMode"] == "default"
+    assert rendered.text(NETWORK, "test").splitlines()[0].endswith(
+        "policy on" if policy else "policy off")
     assert cilium.skips_kube_proxy(mode, options) == replace
     defaults = yaml.safe_load(values_file.read_text())
     jsonschema.validate(cilium.merged(defaults, values), schema)
@@ -409,6 +449,34 @@ def test_cilium_paper_values_use_the_1_8_layout() -> None:
     with pytest.raises(InputError, match="chart has no MTU value"):
         cilium.overrides("vxlan", ClusterNetwork(NETWORK.pod_cidr, NETWORK.node_ips, 1450),
                          "1.8.0", ModeOptions(policy=True))
+    # policy off (the paper's setting: default enforcement, no policies) renders the same
+    assert render("cilium", "native", "paper-2020", NETWORK, from_file=values_file,
+                  options=ModeOptions(policy=False)).documents == [values]
+    with pytest.raises(InputError, match=r"the 1\.8 chart has no policyEnforcementMode"):
+        cilium.overrides("vxlan", NETWORK, "1.8.0", ModeOptions(policy_engine=False))
+
+
+def test_cilium_policy_engine_off_is_its_own_labelled_setting() -> None:
+    """``--policy never`` switches Cilium's engine off (policyEnforcementMode never,
+    cilium-config enable-policy never): a setting apart from "no policies", named as such
+    in the manifest header, and refused for plugins whose engine cannot be switched off."""
+    from cnilab.cni import cilium
+    from cnilab.cni.base import policy_options
+
+    never = policy_options("never")
+    assert (never.policy, never.policy_engine, never.label) == (False, False,
+                                                                "policy engine off")
+    values = cilium.overrides("vxlan", NETWORK, "1.20.0", never)
+    assert values["policyEnforcementMode"] == "never"
+    assert cilium.config_problems("vxlan", "1.20.0", never, {
+        "routing-mode": "tunnel", "tunnel-protocol": "vxlan",
+        "kube-proxy-replacement": "false", "enable-policy": "default"}) == [
+        "cilium-config enable-policy is 'default', the mode needs 'never'"]
+    for cni, mode in (("flannel", "vxlan"), ("weave", "fastdp"), ("calico", "vxlan"),
+                      ("kube-router", "bgp")):
+        with pytest.raises(InputError, match="cannot be switched off"):
+            render(cni, mode, "current", NETWORK, options=never,
+                   from_file=MINI / "flannel-mini.yml")
 
 
 def test_chart_archive_values_are_read_from_the_pinned_archive(tmp_path: Path) -> None:
@@ -522,4 +590,8 @@ def test_weave_community_fork_is_the_current_release(mode: str, policy: bool) ->
     env = {e["name"]: e.get("value") for e in found["weave"]["env"]}
     assert env["IPALLOC_RANGE"] == "10.244.0.0/16"
     assert ("WEAVE_NO_FASTDP" in env) == (mode == "sleeve")
+    # 2.8.1 on: init.sh (weave-init) reads EXPECT_NPC too, to load br_netfilter/xt_set
+    for name in ("weave", "weave-init"):
+        values = {e["name"]: e.get("value") for e in found[name].get("env") or []}
+        assert values.get("EXPECT_NPC") == (None if policy else "0"), name
     _validate(rendered.documents, _k8s_schema_version("current"))

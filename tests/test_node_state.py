@@ -131,3 +131,86 @@ FWM  00000001 rr
     # a baseline recorded before IPVS was captured compares as "none"
     del base["ipvs"]
     assert node_state.differences(base, now)
+
+
+# `ip -j -d link` of a node after weave's fast datapath and calico's IP-in-IP (the kinds
+# the kernel reports: openvswitch for the OVS datapath device, ipip for tunl0, vxlan for
+# weave's vport)
+AFTER_FASTDP_AND_IPIP = [
+    {"ifindex": 1, "ifname": "lo", "mtu": 65536, "link_type": "loopback"},
+    {"ifindex": 2, "ifname": "eth0", "mtu": 1500, "linkinfo": {"info_kind": "veth"}},
+    {"ifindex": 3, "ifname": "tunl0", "mtu": 1480,
+     "linkinfo": {"info_kind": "ipip", "info_data": {"remote": "any", "local": "any"}}},
+    {"ifindex": 4, "ifname": "datapath", "mtu": 1376,
+     "linkinfo": {"info_kind": "openvswitch"}},
+    {"ifindex": 5, "ifname": "vxlan-6784", "mtu": 65535, "master": "datapath",
+     "linkinfo": {"info_kind": "vxlan", "info_data": {"port": 6784}}},
+]
+
+
+def test_module_owned_devices_are_removed_as_their_owners_do() -> None:
+    """tunl0 survives `ip link del` (ip_tunnel_dellink skips the per-netns fallback
+    device) and goes with the ipip module; the OVS datapath refuses RTNL deletion
+    (EOPNOTSUPP) and goes through OVS_DP_CMD_DEL, as `weave reset` does."""
+    import json as _json
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        assert argv == ["ip", "-j", "-d", "link", "show"]
+        return 0, _json.dumps(AFTER_FASTDP_AND_IPIP), ""
+
+    base = _snapshot()
+    now = copy.deepcopy(base)
+    now["links"] = node_state._links(run)
+    actions = node_state.purge_actions(base, now)
+    assert ["ovs-datapath-del", "datapath"] in actions
+    assert ["unload-module", "ipip"] in actions
+    assert ["ip", "link", "del", "vxlan-6784"] in actions
+    assert ["ip", "link", "del", "tunl0"] not in actions
+    assert ["ip", "link", "del", "datapath"] not in actions
+    assert node_state.describe(["unload-module", "ipip"]) == \
+        "modprobe -r ipip (its fallback devices go with it)"
+    # while ipip stays loaded, tunl0 is kept and named, not residue
+    assert node_state.differences(base, now) == [
+        "link datapath (openvswitch): not in the baseline",
+        "link vxlan-6784 (vxlan): not in the baseline"]
+    assert node_state.kept(base, now) == [
+        "link tunl0 (ipip): kept, the fallback device of the loaded ipip module (it goes "
+        "only with the module, which is built in or in use)"]
+    # a device named tunl0 of another kind is an ordinary link
+    odd = copy.deepcopy(now)
+    odd["links"]["tunl0"]["kind"] = "veth"
+    assert ["ip", "link", "del", "tunl0"] in node_state.purge_actions(base, odd)
+
+
+def test_a_module_is_unloaded_only_when_nothing_uses_it(tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    sys_module = tmp_path / "module"
+    (sys_module / "ipip").mkdir(parents=True)
+    (sys_module / "ipip" / "refcnt").write_text("0\n")
+    (sys_module / "ip_gre").mkdir()
+    (sys_module / "ip_gre" / "refcnt").write_text("2\n")
+    (sys_module / "sit").mkdir()                  # built in: no refcnt
+    original = node_state._module_unloadable
+    monkeypatch.setattr(node_state, "_module_unloadable",
+                        lambda module: original(module, str(sys_module)))
+    ran: list[list[str]] = []
+
+    def run_stdin(argv: list[str], data: str | None) -> tuple[int, str, str]:
+        ran.append(argv)
+        return 0, "", ""
+
+    failed = node_state.apply(run_stdin, [["unload-module", m] for m in
+                                          ("ipip", "ip_gre", "sit", "ip6_tunnel")])
+    assert failed == [] and ran == [["modprobe", "-r", "ipip"]]
+
+
+def test_generic_netlink_requests_on_this_kernel() -> None:
+    """The request encoding and reply parsing, against this machine's kernel: the
+    controller family resolves to its fixed id; the OVS family is absent unless the
+    openvswitch module is loaded, and the datapath deletion then says so."""
+    assert node_state.genl_family_id("nlctrl") == 0x10
+    if Path("/sys/module/openvswitch").exists():
+        return
+    assert node_state.genl_family_id("ovs_datapath") is None
+    code, message = node_state.delete_ovs_datapath("datapath")
+    assert code == 2 and message.startswith("no ovs_datapath generic netlink family")

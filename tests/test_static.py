@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -64,15 +65,43 @@ def test_no_version_literals_outside_pins() -> None:
 
 
 def test_node_side_python_parses_with_the_oldest_target_grammar() -> None:
-    """Modules and module_utils run on the nodes: ansible-core 2.19 supports Python 3.6
-    there (the paper-2020 profile's Ubuntu 18.04), so they must parse as 3.6 code and
-    must not rely on postponed annotations (3.7+)."""
+    """Modules and module_utils run on the nodes: they must parse with the grammar of the
+    oldest Python the pinned ansible-core runs modules with (``_PY_MIN``, read from its
+    source by the preflight, which refuses older nodes) and must not rely on postponed
+    annotations."""
     import ast
 
+    from cnilab.cluster.preflight import min_target_python
+
+    oldest = min_target_python()
+    assert oldest >= (3, 8)     # ansible-core 2.19: module_utils/basic.py _PY_MIN = (3, 8)
     plugins = ROOT / "collections" / "ansible_collections" / "cnilab" / "cluster" / "plugins"
     files = sorted([*plugins.glob("modules/*.py"), *plugins.glob("module_utils/*.py")])
     assert files
     for path in files:
         source = path.read_text()
-        ast.parse(source, filename=str(path), feature_version=(3, 6))
+        ast.parse(source, filename=str(path), feature_version=oldest[:2])
         assert "from __future__ import annotations" not in source, path
+
+
+def test_the_os_preparation_installs_what_deb822_repository_imports() -> None:
+    """ansible.builtin.deb822_repository (kube_packages' apt method) fails with
+    missing_required_lib unless the node has the package its source names (ansible-core
+    2.19: ``missing_required_lib("python3-debian")``); os_prep must install it, and run
+    before kube_packages."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("ansible.modules.deb822_repository")
+    assert spec is not None and spec.origin is not None
+    needed = re.findall(r'missing_required_lib\("([^"]+)"\)', Path(spec.origin).read_text())
+    assert needed == ["python3-debian"]
+    packages = yaml.safe_load((ROOT / "roles/os_prep/defaults/main.yml").read_text())[
+        "os_prep_packages"]
+    assert set(needed) <= set(packages)
+    uses = [p.relative_to(ROOT) for p in ROOT.glob("roles/*/tasks/*.yml")
+            if "deb822_repository" in p.read_text()]
+    assert uses == [Path("roles/kube_packages/tasks/apt.yml")]
+    play = yaml.safe_load((ROOT / "playbooks/cluster.yml").read_text())[0]
+    order = [r["role"] for r in play["roles"]]
+    assert order.index("os_prep") < order.index("kube_packages")

@@ -48,7 +48,7 @@ def _registration(api: str, node_name: str, node_ip: str, cri_socket: str) -> di
 
 def init_documents(*, api: str, kubernetes_version: str, node_name: str, node_ip: str,
                    pod_cidr: str, service_cidr: str, kube_proxy_mode: str,
-                   skip_kube_proxy: bool, cri_socket: str,
+                   skip_kube_proxy: bool, cri_socket: str, image_repository: str,
                    cluster_name: str = "cnilab") -> list[dict[str, Any]]:
     """InitConfiguration, ClusterConfiguration, KubeletConfiguration and (unless a CNI
     mode replaces it) KubeProxyConfiguration for ``kubeadm init --config``."""
@@ -62,6 +62,9 @@ def init_documents(*, api: str, kubernetes_version: str, node_name: str, node_ip
         "apiVersion": api, "kind": "ClusterConfiguration",
         "clusterName": cluster_name,
         "kubernetesVersion": f"v{kubernetes_version.lstrip('v')}",
+        # the profile's registry for every kubeadm image (1.18's default k8s.gcr.io is
+        # frozen and only redirects)
+        "imageRepository": image_repository,
         "controlPlaneEndpoint": f"{node_ip}:6443",
         "networking": {"podSubnet": pod_cidr, "serviceSubnet": service_cidr},
         "apiServer": {"certSANs": [node_ip, node_name]},

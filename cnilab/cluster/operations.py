@@ -26,7 +26,9 @@ from typing import Any
 
 from cnilab import paths
 from cnilab.ansible_engine import PlaybookFailed, Progress, run_playbook
+from cnilab.cluster import hostkeys
 from cnilab.cluster.preflight import Check, preflight
+from cnilab.cni.base import policy_options
 from cnilab.errors import CnilabError, InputError
 from cnilab.inventory import Node, load_inventory
 from cnilab.pins import load_pins
@@ -51,10 +53,18 @@ class CniChoice:
     mode: str
     policy: bool = False
     replace_kube_proxy: bool = False
+    policy_engine: bool = True     # False: cilium's policyEnforcementMode never
+
+    @classmethod
+    def of(cls, cni: str, mode: str, policy: str, replace_kube_proxy: bool) -> CniChoice:
+        """From the command line's ``--policy on|off|never``."""
+        options = policy_options(policy, replace_kube_proxy)
+        return cls(cni, mode, options.policy, replace_kube_proxy, options.policy_engine)
 
     def extravars(self) -> dict[str, Any]:
         return {"cnilab_cni": self.cni, "cnilab_cni_mode": self.mode,
                 "cnilab_cni_policy": self.policy,
+                "cnilab_cni_policy_engine": self.policy_engine,
                 "cnilab_cni_replace_kube_proxy": self.replace_kube_proxy}
 
 
@@ -86,7 +96,10 @@ def check_cni(choice: CniChoice) -> None:
     """A plugin cnilab has a role for, in one of its modes."""
     from cnilab.cni.registry import plugin_for
 
-    plugin_for(choice.cni, choice.mode)
+    module = plugin_for(choice.cni, choice.mode)
+    if not choice.policy_engine and not module.SWITCHES_POLICY_ENGINE:
+        raise InputError(f"--policy never: {choice.cni}'s policy engine cannot be switched "
+                         "off; it takes --policy on or off")
     role = paths.project_root() / "roles" / f"cni_{choice.cni.replace('-', '_')}"
     if not role.is_dir():
         raise InputError(f"--cni {choice.cni}: its manifest is patched (`cnilab manifest`) "
@@ -124,6 +137,28 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def verify_host_keys(nodes: list[Node], timeout: float = 10.0) -> None:
+    """Record the SSH host key of every node met for the first time, and refuse (one
+    line per node) any whose key changed, before a playbook touches them. A node that
+    cannot be reached is left to the preflight or Ansible, which name why."""
+    import paramiko
+
+    from cnilab.cluster.ssh import connect
+
+    changed = []
+    for node in nodes:
+        if node.known_hosts is None:
+            continue
+        try:
+            connect(node, timeout).close()
+        except hostkeys.HostKeyChanged as exc:
+            changed.append(str(exc))
+        except (OSError, paramiko.SSHException):
+            pass
+    if changed:
+        raise hostkeys.HostKeyChanged("\n".join(changed))
+
+
 def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = False,
         extravars: dict[str, Any] | None = None) -> list[Check]:
     """Run the action's playbooks; raise PlaybookFailed / CnilabError on failure. The
@@ -137,6 +172,7 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
     _write_json(operation.directory / "operation.json", record)
     checks: list[Check] = []
     try:
+        verify_host_keys(operation.nodes)
         if operation.action in ("up", "switch") and not skip_preflight:
             checks = preflight(operation.nodes,
                                cgroup_required=cgroup_required(operation.profile))
@@ -150,6 +186,7 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
             result = run_playbook(
                 playbook, private_data_dir=operation.directory / "ansible",
                 inventory=str(operation.inventory), progress=Progress(quiet=quiet),
+                env=hostkeys.ansible_environment(hostkeys.known_hosts_file(operation.inventory)),
                 extravars={"cnilab_profile": operation.profile,
                            "cnilab_artifact_dir": str(operation.directory),
                            **(operation.cni.extravars() if operation.cni else {}),

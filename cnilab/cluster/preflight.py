@@ -10,22 +10,48 @@ has no dependency on the Ansible configuration it is checking.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import paramiko
 
+from cnilab.cluster.hostkeys import HostKeyChanged
 from cnilab.cluster.ssh import clock_skew, connect, read_clock
 from cnilab.inventory import Node
 
-# ansible-core 2.19 runs modules with Python >= 3.6 on managed nodes (2.20 needs 3.8)
-MIN_PYTHON = (3, 6)
 MAX_CLOCK_SKEW_S = 0.5
-SUPPORTED_OS = {("debian", "12"), ("debian", "13"), ("ubuntu", "18.04"), ("ubuntu", "20.04"),
+# Ubuntu 18.04 is not here: its Python 3.6 is below what ansible-core 2.19 runs modules
+# with, and its iproute2 4.15 prints no JSON routes (the python and iproute2 checks say so)
+SUPPORTED_OS = {("debian", "12"), ("debian", "13"), ("ubuntu", "20.04"),
                 ("ubuntu", "22.04"), ("ubuntu", "24.04")}
+# How to switch the cgroup hierarchy on a systemd host (kernel command line, then reboot)
+CGROUP_REMEDY = {"1": "boot with systemd.unified_cgroup_hierarchy=0 on the kernel command line",
+                 "2": "boot with systemd.unified_cgroup_hierarchy=1 on the kernel command line"}
+
+
+@cache
+def min_target_python() -> tuple[int, ...]:
+    """The oldest Python the installed (pinned) ansible-core runs modules with on a
+    managed node: ``_PY_MIN`` in its ``module_utils/basic.py``, which every module
+    imports first and which fails the task below it. Read from the source rather than
+    written down here, so the preflight and the pin cannot disagree."""
+    spec = importlib.util.find_spec("ansible.module_utils.basic")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("ansible-core is not installed: it is one of cnilab's dependencies")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "_PY_MIN" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            return tuple(int(v) for v in value)
+    raise RuntimeError(f"{spec.origin}: no _PY_MIN (another ansible-core than the pinned one?)")
 
 # one shell round trip gathers everything; each line is KEY=VALUE or a JSON blob
 _PROBE = r"""
@@ -35,6 +61,7 @@ echo "python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>
 echo "cgroup=$( [ -e /sys/fs/cgroup/cgroup.controllers ] && echo v2 || echo v1)"
 echo "swap=$(tail -n +2 /proc/swaps | wc -l)"
 echo "addr=$(ip -j addr show 2>/dev/null)"
+echo "routes_json=$(ip -j route show 2>/dev/null | head -c 1)"
 """
 
 
@@ -116,13 +143,24 @@ def _host_checks(node: Node, probe: Probe, cgroup_required: str,
     checks.append(Check(host, True, "kernel", values.get("kernel", "?")))
     python = values.get("python", "")
     version = tuple(int(p) for p in python.split(".")) if python else (0,)
-    checks.append(Check(host, version >= MIN_PYTHON, "python",
-                        (python or "none") + ("" if version >= MIN_PYTHON else
-                                              " (Ansible needs python3 >= 3.6 on the node)")))
+    minimum = min_target_python()
+    wanted = ".".join(map(str, minimum))
+    checks.append(Check(host, version >= minimum, "python",
+                        (python or "none") + ("" if version >= minimum else
+                                              f" (the pinned ansible-core runs modules only "
+                                              f"with python3 >= {wanted} on the node)")))
+    # iproute2 < 4.17 accepts -j but prints routes as text; node_state and every mode
+    # check parse `ip -j route`
+    json_routes = values.get("routes_json") == "["
+    checks.append(Check(host, json_routes, "iproute2",
+                        "JSON routes" if json_routes else
+                        "`ip -j route` prints no JSON (iproute2 >= 4.17 needed: "
+                        "cnilab reads routes as JSON)"))
     cgroup = values.get("cgroup", "?")
     cgroup_ok = cgroup_required == "any" or cgroup == f"v{cgroup_required}"
     checks.append(Check(host, cgroup_ok, "cgroup", cgroup + ("" if cgroup_ok else
-                  f": this profile's kubelet needs cgroup v{cgroup_required}")))
+                  f": this profile's kubelet needs cgroup v{cgroup_required}; "
+                  f"{CGROUP_REMEDY.get(cgroup_required, '')}")))
     checks.append(Check(host, bool(nic), "node_ip",
                         f"{node.node_ip} on {nic['name']}, mtu {nic['mtu']}" if nic else
                         f"{node.node_ip} is on no interface of this host (inventory error?)"))
@@ -157,6 +195,9 @@ def preflight(nodes: list[Node], cgroup_required: str = "2",
     for node in nodes:
         try:
             result = probe(node)
+        except HostKeyChanged as exc:
+            checks.append(Check(node.name, False, "hostkey", str(exc).split(": ", 1)[1]))
+            continue
         except (OSError, paramiko.SSHException) as exc:
             reason = str(exc) or type(exc).__name__
             checks.append(Check(node.name, False, "ssh",

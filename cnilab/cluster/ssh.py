@@ -21,6 +21,7 @@ from pathlib import Path
 import paramiko
 
 from cnilab.bench.executor import Completed, ExecutorError
+from cnilab.cluster import hostkeys
 from cnilab.inventory import Node
 
 
@@ -30,17 +31,24 @@ class SshError(ExecutorError):
 
 
 def connect(node: Node, timeout: float) -> paramiko.SSHClient:
-    """An SSH connection with the inventory's login (host keys are not recorded: the
-    inventory is what names the machines)."""
+    """An SSH connection with the inventory's login, its host key checked against the
+    inventory's known_hosts (recorded at first contact; cnilab.cluster.hostkeys).
+    A changed key raises HostKeyChanged, one line naming the node."""
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    hostkeys.prepare(client, node.known_hosts)
     key = node.vars.get("ansible_ssh_private_key_file") or node.vars.get(
         "ansible_private_key_file")
-    client.connect(node.address, port=int(node.vars.get("ansible_port", 22)),
-                   username=str(node.vars.get("ansible_user", "root")),
-                   key_filename=str(Path(str(key)).expanduser()) if key else None,
-                   timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-                   allow_agent=True, look_for_keys=key is None)
+    try:
+        client.connect(node.address, port=node.port,
+                       username=str(node.vars.get("ansible_user", "root")),
+                       key_filename=str(Path(str(key)).expanduser()) if key else None,
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                       allow_agent=True, look_for_keys=key is None)
+    except paramiko.BadHostKeyException:
+        client.close()
+        assert node.known_hosts is not None
+        raise hostkeys.HostKeyChanged(hostkeys.changed_message(
+            node.name, node.address, node.port, node.known_hosts)) from None
     transport = client.get_transport()
     if transport is not None and transport.sock is not None:
         # small request/reply packets: without this, Nagle and delayed ACKs add ~40 ms

@@ -30,8 +30,28 @@ class ClusterNetwork:
 class ModeOptions:
     """Settings of a mode that are not the datapath itself."""
 
-    policy: bool = False                # network-policy enforcement on
+    policy: bool = False                # network policies enforced (the study's "on")
     replace_kube_proxy: bool = False    # the plugin serves Services instead of kube-proxy
+    # False: the plugin's policy engine switched off altogether (Cilium's
+    # policyEnforcementMode never), a setting apart from "no policies" (policy False)
+    policy_engine: bool = True
+
+    @property
+    def label(self) -> str:
+        """How reports and manifest headers name the policy setting."""
+        if not self.policy_engine:
+            return "policy engine off"
+        return "policy on" if self.policy else "policy off"
+
+
+POLICY_CHOICES = {"on": (True, True), "off": (False, True), "never": (False, False)}
+
+
+def policy_options(choice: str, replace_kube_proxy: bool = False) -> ModeOptions:
+    """``--policy on|off|never`` -> ModeOptions (never: the policy engine switched off)."""
+    policy, engine = POLICY_CHOICES[choice]
+    return ModeOptions(policy=policy, replace_kube_proxy=replace_kube_proxy,
+                       policy_engine=engine)
 
 
 DEFAULT_OPTIONS = ModeOptions()
@@ -46,6 +66,9 @@ def require_mode(plugin: str, mode: str, modes: tuple[str, ...] | dict[str, Any]
     if options.replace_kube_proxy and not replaces_kube_proxy:
         raise InputError(f"{plugin}: kube-proxy replacement is not a mode of the study "
                          "for this plugin")
+    if not options.policy_engine:
+        raise InputError(f"{plugin}: its policy engine cannot be switched off (--policy "
+                         "never); use --policy off (no policies)")
 
 
 def env_list(container: Document) -> list[Document]:

@@ -36,11 +36,23 @@ from cnilab.errors import InputError
 name = "calico"
 # Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
 REPLACES_KUBE_PROXY = False
+# Whether its policy engine can be switched off (--policy never)
+SWITCHES_POLICY_ENGINE = False
 # mode -> (calico_backend, IPv4 pool IPIP, IPv4 pool VXLAN)
 MODES = {"bgp": ("bird", "Never", "Never"),
          "ipip": ("bird", "Always", "Never"),
          "vxlan": ("vxlan", "Never", "Always")}
 BIRD_CHECKS = ("-bird-live", "-bird-ready")
+# encapsulation overhead per mode, which the pod MTU leaves room for (IPv4)
+OVERHEAD = {"bgp": 0, "ipip": 20, "vxlan": 50}
+# the first release whose calico-node derives the MTU itself (veth_mtu "0"); before it,
+# veth_mtu is the MTU used as it is
+AUTO_MTU_FROM = (3, 17)
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    major, minor = (int(p) for p in version.lstrip("v").split(".")[:2])
+    return major, minor
 
 
 def modes() -> tuple[str, ...]:
@@ -58,7 +70,7 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
     backend, ipip, vxlan = MODES[mode]
     config = find(documents, "ConfigMap", "calico-config", where)
     config["data"]["calico_backend"] = backend
-    config["data"]["veth_mtu"] = str(network.mtu) if network.mtu is not None else "0"
+    config["data"]["veth_mtu"] = _veth_mtu(mode, network, version)
     daemonset = find(documents, "DaemonSet", "calico-node", where)
     nodes = [c for c in containers(daemonset, "calico-node")
              if any(e.get("name") == "CALICO_IPV4POOL_IPIP" for e in c.get("env") or [])]
@@ -78,6 +90,20 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
             if command:
                 command[:] = [c for c in command if c not in BIRD_CHECKS]
     return documents
+
+
+def _veth_mtu(mode: str, network: ClusterNetwork, version: str) -> str:
+    """The forced MTU; else "0" (Calico derives it) from 3.17 on, and before that what
+    it would derive: the node's MTU less the mode's encapsulation."""
+    if network.mtu is not None:
+        return str(network.mtu)
+    if _major_minor(version) >= AUTO_MTU_FROM:
+        return "0"
+    if network.node_mtu is None:
+        raise InputError(f"calico {version} cannot derive the pod MTU (veth_mtu is used as "
+                         "given before 3.17): give the MTU, or deploy on nodes whose MTU "
+                         "cnilab reads")
+    return str(network.node_mtu - OVERHEAD[mode])
 
 
 # the device each mode carries remote pod traffic over (None: the node NIC, BGP-learned)

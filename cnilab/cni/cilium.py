@@ -17,6 +17,14 @@ Where its knobs live:
   the config sub-chart's ``config.ipam``. The 1.8 chart has no MTU value.
 
 Devices are left to Cilium's detection, which follows the Node's InternalIP (node_ip).
+
+Policy: the paper ran Cilium with its default enforcement and no policies loaded, and
+that is "policy off" here: enforcement ``default`` (endpoints unrestricted until a
+policy selects them; the policy engine still runs and fills each endpoint's BPF policy
+map with allow-all entries). "Policy on" is the same enforcement with the benchmark's
+NetworkPolicies applied. Switching the engine off (``policyEnforcementMode: never``) is
+a setting of its own, ``--policy never``, labelled so wherever the mode is named. The 1.8
+chart has no enforcement value: its agents run the default, and ``never`` is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from cnilab.errors import InputError
 name = "cilium"
 # Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
 REPLACES_KUBE_PROXY = True
+# Whether its policy engine can be switched off (--policy never)
+SWITCHES_POLICY_ENGINE = True
 MODES = ("vxlan", "native")
 API_SERVER_PORT = 6443
 
@@ -58,7 +68,7 @@ def overrides(mode: str, network: ClusterNetwork, version: str,
             "ipam": {"mode": "kubernetes"},
             "MTU": network.mtu or 0,
             "kubeProxyReplacement": "true" if options.replace_kube_proxy else "false",
-            "policyEnforcementMode": "default" if options.policy else "never",
+            "policyEnforcementMode": "default" if options.policy_engine else "never",
         }
         if mode == "vxlan":
             values["tunnelProtocol"] = "vxlan"
@@ -71,9 +81,10 @@ def overrides(mode: str, network: ClusterNetwork, version: str,
         raise InputError(f"cilium {version}: cnilab knows the chart layouts of 1.8 and 1.15+")
     if network.mtu is not None:
         raise InputError(f"cilium {version}'s chart has no MTU value: leave the MTU to Cilium")
-    if not options.policy:
-        raise InputError(f"cilium {version}: cnilab sets no policy mode on the 1.8 chart; "
-                         "use --policy on (Cilium's default enforcement)")
+    if not options.policy_engine:
+        raise InputError(f"cilium {version}: the 1.8 chart has no policyEnforcementMode "
+                         "value (its agents run the default enforcement); --policy never "
+                         "needs a 1.15+ chart")
     glob: dict[str, Any] = {
         "tunnel": "vxlan" if mode == "vxlan" else "disabled",
         "kubeProxyReplacement": "strict" if options.replace_kube_proxy else "disabled",
@@ -137,7 +148,7 @@ def config_problems(mode: str, version: str, options: ModeOptions,
     if _major_minor(version) >= (1, 15):
         wanted = {"routing-mode": "tunnel" if mode == "vxlan" else "native",
                   "kube-proxy-replacement": "true" if options.replace_kube_proxy else "false",
-                  "enable-policy": "default" if options.policy else "never"}
+                  "enable-policy": "default" if options.policy_engine else "never"}
         if mode == "vxlan":
             wanted["tunnel-protocol"] = "vxlan"
         else:

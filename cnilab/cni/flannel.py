@@ -31,6 +31,8 @@ from cnilab.errors import InputError
 name = "flannel"
 # Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
 REPLACES_KUBE_PROXY = False
+# Whether its policy engine can be switched off (--policy never)
+SWITCHES_POLICY_ENGINE = False
 BACKENDS = {"vxlan": "vxlan", "host-gw": "host-gw"}
 CONFIGMAP = "kube-flannel-cfg"
 

@@ -34,6 +34,8 @@ from cnilab.errors import InputError
 name = "kube-router"
 # Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
 REPLACES_KUBE_PROXY = True
+# Whether its policy engine can be switched off (--policy never)
+SWITCHES_POLICY_ENGINE = False
 OVERLAY = {"bgp": None, "overlay-subnet": "subnet", "overlay-full": "full"}
 IMAGE = "docker.io/cloudnativelabs/kube-router"
 KUBECONFIG_MAP = "cnilab-kube-router-kubeconfig"

@@ -11,7 +11,16 @@ i.e. from the Node objects whose InternalIP is node_ip; there is no interface se
 
 The repository file is a template: upstream's release script replaces ``:latest`` with
 the release version and drops ``imagePullPolicy: Always``; cnilab does the same,
-structurally. Policy off removes the ``weave-npc`` container (its policy controller).
+structurally.
+
+Policy off is ``EXPECT_NPC=0`` on the ``weave`` container (and on ``weave-init``, which
+loads br_netfilter/xt_set for the policy controller from 2.8.1 on) and no ``weave-npc``
+container. ``EXPECT_NPC`` is read by launch.sh/init.sh and defaults to 1 there: weaver
+then puts ``-o weave -j WEAVE-NPC``, an NFLOG rule and ``-o weave -j DROP`` at the head
+of FORWARD (net/bridge.go ConfigureIPTables, 2.6.5 to 2.9.0), which only weave-npc
+fills, so without weave-npc every packet to a pod would be dropped. With 0 it puts
+``-i weave -o weave -j ACCEPT`` there instead (site/kubernetes/kube-addon.md: "set to 0
+to disable Network Policy Controller").
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from cnilab.errors import InputError
 name = "weave"
 # Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
 REPLACES_KUBE_PROXY = False
+# Whether its policy engine can be switched off (--policy never)
+SWITCHES_POLICY_ENGINE = False
 MODES = ("fastdp", "sleeve")
 # Weaveworks' images, and the community fork's (rajch/weave, 2.8.2 on; the last
 # Weaveworks release, 2.8.1, breaks on iptables-nft >= 1.8.8)
@@ -66,6 +77,8 @@ def patch(documents: list[Document], mode: str, network: ClusterNetwork,
     spec = daemonset["spec"]["template"]["spec"]
     if not options.policy:
         spec["containers"] = [c for c in spec["containers"] if c.get("name") != "weave-npc"]
+        for container in [router, *containers(daemonset, "weave-init")]:
+            set_env(container, "EXPECT_NPC", "0")
     release = version.lstrip("v")
     for container in (spec.get("initContainers") or []) + spec["containers"]:
         image = str(container.get("image", ""))

@@ -50,8 +50,8 @@ class Rendered:
 
     def text(self, network: ClusterNetwork, network_origin: str) -> str:
         header = [
-            f"# cnilab manifest: {self.cni} {self.version}, mode {self.mode}, policy "
-            f"{'on' if self.options.policy else 'off'}",
+            f"# cnilab manifest: {self.cni} {self.version}, mode {self.mode}, "
+            f"{self.options.label}",
             f"# from {self.source}",
             f"# sha256 {self.source_sha256}",
             f"# pod CIDR {network.pod_cidr}; MTU "

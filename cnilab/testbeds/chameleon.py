@@ -7,7 +7,12 @@ Input is what the OpenStack tools report, in either shape:
   clients, a string ``"net=addr, addr; net2=addr"``;
 - openstacksdk's server records (``name`` and ``addresses``:
   ``{network: [{"addr": ..., "version": 4, "OS-EXT-IPS:type": "fixed"|"floating"}]}``),
-  which is also what cnilab reads itself when no file is given.
+  which is also what cnilab reads itself when no file is given;
+- the Nova API's own reply, ``{"servers": [...]}`` of such records.
+
+A server that is not ACTIVE (ERROR, BUILD, SHUTOFF, ...) or has no address is left out
+with one line naming it and its status, so one failed reservation does not block an
+inventory of the others.
 
 node_ip is the node's fixed address on the experiment network (``--network``); Ansible
 reaches the node by its floating IP when it has one (Chameleon bare metal usually gets
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cnilab.errors import InputError
-from cnilab.inventory import grouped_inventory
+from cnilab.inventory import Generated, grouped_inventory
 
 DEFAULT_USER = "cc"
 
@@ -33,6 +38,7 @@ class Server:
     name: str
     # network -> [(address, kind)], kind fixed | floating | "" (unknown)
     networks: dict[str, list[tuple[str, str]]]
+    status: str = ""          # Nova's status (ACTIVE, ERROR, ...), "" when not given
 
 
 def _ipv4(address: str) -> bool:
@@ -61,19 +67,33 @@ def _networks(record: dict[str, Any], source: str) -> dict[str, list[tuple[str, 
     return {n: [(a, k) for a, k in v if _ipv4(a)] for n, v in found.items()}
 
 
-def parse_servers(data: Any, source: str) -> list[Server]:
+def _has_addresses(record: dict[str, Any]) -> bool:
+    raw = record.get("addresses", record.get("Networks", record.get("networks")))
+    return bool(raw)
+
+
+def parse_servers(data: Any, source: str) -> tuple[list[Server], list[str]]:
+    """(usable servers, one line per server left out and why)."""
+    if isinstance(data, dict) and isinstance(data.get("servers"), list):
+        data = data["servers"]                      # the Nova API's reply
     records = data if isinstance(data, list) else [data]
-    servers = []
+    servers, left_out = [], []
     for record in records:
         if not isinstance(record, dict):
             raise InputError(f"{source}: expected server records (JSON objects)")
         name = record.get("name", record.get("Name"))
         if not name:
             raise InputError(f"{source}: a server record has no name")
-        servers.append(Server(str(name), _networks(record, source)))
-    if not servers:
+        status = str(record.get("status", record.get("Status", "")) or "")
+        if status and status.upper() != "ACTIVE":
+            left_out.append(f"{name}: status {status}, not ACTIVE")
+        elif not _has_addresses(record):
+            left_out.append(f"{name}: no addresses{f' (status {status})' if status else ''}")
+        else:
+            servers.append(Server(str(name), _networks(record, source), status))
+    if not servers and not left_out:
         raise InputError(f"{source}: no servers")
-    return servers
+    return servers, left_out
 
 
 def _addresses_of(server: Server, network: str | None, source: str) -> tuple[str, str]:
@@ -106,11 +126,16 @@ def _classified(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def chameleon_inventory(data: Any, source: str, network: str | None = None,
                         prefix: str | None = None, control_plane: str | None = None,
                         user: str = DEFAULT_USER, key_file: str | None = None,
-                        ) -> dict[str, Any]:
-    servers = sorted((s for s in parse_servers(data, source)
-                      if prefix is None or s.name.startswith(prefix)), key=lambda s: s.name)
+                        ) -> Generated:
+    found, skipped = parse_servers(data, source)
+    servers = sorted((s for s in found if prefix is None or s.name.startswith(prefix)),
+                     key=lambda s: s.name)
+    left_out = [line for line in skipped
+                if prefix is None or line.startswith(prefix)]
     if not servers:
-        raise InputError(f"{source}: no server named {prefix}*")
+        raise InputError(f"{source}: no usable server"
+                         f"{f' named {prefix}*' if prefix else ''}"
+                         f"{' (' + '; '.join(left_out) + ')' if left_out else ''}")
 
     def host(server: Server) -> dict[str, Any]:
         node_ip, management = _addresses_of(server, network, source)
@@ -121,7 +146,8 @@ def chameleon_inventory(data: Any, source: str, network: str | None = None,
         return entry
 
     where = f"{source}{f' (servers named {prefix}*)' if prefix else ''}"
-    return grouped_inventory({s.name: host(s) for s in servers}, control_plane, where)
+    return Generated(grouped_inventory({s.name: host(s) for s in servers}, control_plane,
+                                       where), left_out)
 
 
 def load_server_list(path: Path | None) -> tuple[Any, str]:
@@ -141,5 +167,5 @@ def load_server_list(path: Path | None) -> tuple[Any, str]:
                          "JSON of `openstack server list --long -f json`, or `pip install "
                          "openstacksdk` and source your Chameleon openrc") from None
     connection = openstack.connect()
-    return [{"name": s.name, "addresses": s.addresses}
+    return [{"name": s.name, "status": s.status, "addresses": s.addresses}
             for s in connection.compute.servers()], "openstack (openstacksdk)"

@@ -20,8 +20,8 @@ import geni.rspec.pg as pg
 IMAGES = [
     ("urn:publicid:IDN+emulab.net+image+emulab-ops//UBUNTU24-64-STD",
      "Ubuntu 24.04 (pin profile current)"),
-    ("urn:publicid:IDN+emulab.net+image+emulab-ops//UBUNTU18-64-STD",
-     "Ubuntu 18.04 (pin profile paper-2020)"),
+    ("urn:publicid:IDN+emulab.net+image+emulab-ops//UBUNTU20-64-STD",
+     "Ubuntu 20.04 (pin profile paper-2020; cgroup v1, Python 3.8)"),
 ]
 
 context = portal.Context()

@@ -23,13 +23,15 @@ def _plain(value: Any) -> Any:
 def cni_manifest(cni: str, mode: str, profile: str, node_ips: list[str],
                  mtu: int | None = None, policy: bool = False,
                  replace_kube_proxy: bool = False, from_file: str = "",
-                 pod_cidr: str = POD_CIDR, node_mtu: int | None = None) -> dict[str, Any]:
+                 pod_cidr: str = POD_CIDR, node_mtu: int | None = None,
+                 policy_engine: bool = True) -> dict[str, Any]:
     """The patched install file for a mode, with its provenance."""
     network = ClusterNetwork(pod_cidr=_plain(pod_cidr),
                              node_ips=tuple(_plain(ip) for ip in node_ips),
                              mtu=int(mtu) if mtu not in (None, "") else None,
                              node_mtu=int(node_mtu) if node_mtu not in (None, "") else None)
-    options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy))
+    options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy),
+                          policy_engine=bool(policy_engine))
     rendered = render(_plain(cni), _plain(mode), _plain(profile), network,
                       from_file=Path(_plain(from_file)) if from_file else None,
                       options=options)
@@ -69,7 +71,8 @@ def cni_mode_problems(cni: str, mode: str, links: list[dict[str, Any]],
 
 
 def cni_config_problems(cni: str, mode: str, profile: str, config: dict[str, Any],
-                        policy: bool = False, replace_kube_proxy: bool = False) -> list[str]:
+                        policy: bool = False, replace_kube_proxy: bool = False,
+                        policy_engine: bool = True) -> list[str]:
     """The plugin's check of its agent configuration as read from the cluster, for
     plugins that have one (``config_problems`` in cnilab/cni/<plugin>.py); [] otherwise."""
     from cnilab.manifests.render import release
@@ -79,7 +82,8 @@ def cni_config_problems(cni: str, mode: str, profile: str, config: dict[str, Any
     if check is None:
         return []
     version, _ = release(_plain(cni), _plain(profile))
-    options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy))
+    options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy),
+                          policy_engine=bool(policy_engine))
     return list(check(_plain(mode), version, options,
                       {str(k): str(v) for k, v in (config or {}).items()}))
 

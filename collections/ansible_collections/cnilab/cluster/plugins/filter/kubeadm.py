@@ -30,14 +30,23 @@ def containerd_config(version: str, sandbox_image: str) -> str:
     return containerd.config_toml(_plain(version), _plain(sandbox_image))
 
 
-def cluster_problems(nodes: dict[str, Any], pods: dict[str, Any],
-                     expected: dict[str, str]) -> list[str]:
-    return verify.node_problems(nodes, {str(k): _plain(v) for k, v in expected.items()}) + \
-        verify.pod_problems(pods)
+def containerd_problems(dump: str, version: str, sandbox_image: str,
+                        config_file: str = "") -> list[str]:
+    return containerd.loaded_problems(_plain(dump), _plain(version), _plain(sandbox_image),
+                                      _plain(config_file))
 
 
-def daemonset_problems(daemonsets: dict[str, Any]) -> list[str]:
-    return verify.daemonset_problems(daemonsets)
+def cluster_problems(listing: dict[str, Any], phase: str, expected: dict[str, str],
+                     control_plane: list[str]) -> list[str]:
+    """``kubectl get nodes,pods -n kube-system -o json`` judged for ``phase``
+    (cnilab.cluster.verify: registered before any CNI, networked after it)."""
+    return verify.cluster_problems(listing, _plain(phase),
+                                   {str(k): _plain(v) for k, v in expected.items()},
+                                   [_plain(n) for n in control_plane])
+
+
+def daemonset_problems(daemonsets: dict[str, Any], nodes: dict[str, Any]) -> list[str]:
+    return verify.daemonset_problems(daemonsets, len(nodes.get("items") or []))
 
 
 def node_peers(nodes: dict[str, Any], node_ips: dict[str, str], me: str) -> dict[str, list[str]]:
@@ -52,6 +61,7 @@ class FilterModule:
                 "kubeadm_join_config": kubeadm_join_config,
                 "kubeadm_skip_flags": kubeadm_skip_flags,
                 "containerd_config": containerd_config,
+                "containerd_problems": containerd_problems,
                 "cluster_problems": cluster_problems,
                 "daemonset_problems": daemonset_problems,
                 "node_peers": node_peers}

@@ -9,15 +9,34 @@ behind, and every plugin (and version) leaves different ones. So the clean state
 record, whoever created it. No plugin's names are hard-coded here; the only lists are
 the directories and sysctls the role asks to watch.
 
+Two kinds of link cannot be removed with ``ip link del``, so they are removed the way
+their owners remove them:
+
+- A tunnel driver creates one *fallback device* in every network namespace when it
+  loads (``tunl0`` for ipip, which Calico's IP-in-IP and kube-router's overlay load;
+  ``gre0``, ``sit0``, ...: ip_tunnel_init_net, "one, and only one per netns").
+  ``ip link del tunl0`` succeeds and leaves it (ip_tunnel_dellink skips the fallback
+  device): it goes with its module. The purge unloads the module when nothing uses it;
+  when that cannot be (built in, or in use), the device is *kept*: reported as owned by
+  the loaded module, not as residue.
+- The Open vSwitch ``datapath`` device that Weave's fast datapath creates (kind
+  openvswitch) refuses RTNL deletion (EOPNOTSUPP: internal_dev_link_ops has no dellink).
+  It is deleted through the ``ovs_datapath`` generic netlink family (OVS_DP_CMD_DEL),
+  as ``weave reset`` does (weaveutil delete-datapath, go-odp), which also removes its
+  vports (vxlan-6784).
+
 This file runs on the managed nodes (it is shipped by the ``node_state`` module), so it
-uses the standard library only and stays compatible with Python 3.6, the oldest
-interpreter ansible-core 2.19 supports on targets (Ubuntu 18.04's).
+uses the standard library only and stays compatible with the oldest Python the pinned
+ansible-core runs modules with (3.8; ``_PY_MIN`` in its module_utils/basic.py).
 """
 
 
+import errno
 import json
 import os
 import shutil
+import socket
+import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # run(argv) -> (rc, stdout, stderr); the module passes AnsibleModule.run_command
@@ -40,6 +59,111 @@ def _json(run: Runner, argv: List[str]) -> Any:
 def _have(run: Runner, tool: str) -> bool:
     rc, _, _ = run(["sh", "-c", f"command -v {tool}"])
     return rc == 0
+
+
+# fallback device -> (its link kind, the module that owns it)
+FALLBACK_DEVICES = {
+    "tunl0": ("ipip", "ipip"), "gre0": ("gre", "ip_gre"), "gretap0": ("gretap", "ip_gre"),
+    "erspan0": ("erspan", "ip_gre"), "sit0": ("sit", "sit"),
+    "ip6tnl0": ("ip6tnl", "ip6_tunnel"), "ip6gre0": ("ip6gre", "ip6_gre"),
+    "ip_vti0": ("vti", "ip_vti"), "ip6_vti0": ("vti6", "ip6_vti"),
+}
+OVS_KIND = "openvswitch"
+
+
+def fallback_module(name: str, link: Dict[str, Any]) -> Optional[str]:
+    """The module owning ``name`` if it is a tunnel driver's fallback device."""
+    kind, module = FALLBACK_DEVICES.get(name, ("", ""))
+    return module if kind and link.get("kind") == kind else None
+
+
+# --- generic netlink: the Open vSwitch datapath ------------------------------------------
+
+_NETLINK_GENERIC = 16
+_GENL_ID_CTRL = 0x10
+_CTRL_CMD_GETFAMILY = 3
+_CTRL_ATTR_FAMILY_ID = 1
+_CTRL_ATTR_FAMILY_NAME = 2
+_NLM_F_REQUEST = 0x1
+_NLM_F_ACK = 0x4
+_NLMSG_ERROR = 0x2
+_OVS_DATAPATH_FAMILY = "ovs_datapath"
+_OVS_DATAPATH_VERSION = 2
+_OVS_DP_CMD_DEL = 2
+_OVS_DP_ATTR_NAME = 1
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + b"\0" * ((4 - length % 4) % 4)
+
+
+def _genl_request(sock: socket.socket, family: int, command: int, version: int,
+                  body: bytes, flags: int) -> List[Tuple[int, bytes]]:
+    """Send one generic netlink request; return (type, payload) of each reply message."""
+    header = struct.pack("=BBH", command, version, 0)
+    message = struct.pack("=IHHII", 16 + len(header) + len(body), family, flags, 1, 0)
+    sock.send(message + header + body)
+    replies = []
+    data = sock.recv(65536)
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind, _, _, _ = struct.unpack_from("=IHHII", data, offset)
+        replies.append((kind, data[offset + 16:offset + length]))
+        offset += (length + 3) & ~3
+    return replies
+
+
+def _netlink_error(payload: bytes) -> int:
+    return -struct.unpack_from("=i", payload, 0)[0]
+
+
+def genl_family_id(name: str) -> Optional[int]:
+    """The id of a generic netlink family, or None when the kernel has none by that
+    name (its module is not loaded)."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_GENERIC) as sock:
+        replies = _genl_request(sock, _GENL_ID_CTRL, _CTRL_CMD_GETFAMILY, 1,
+                                _attr(_CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0"),
+                                _NLM_F_REQUEST)
+    for kind, payload in replies:
+        if kind == _NLMSG_ERROR:
+            code = _netlink_error(payload)
+            if code == errno.ENOENT:
+                return None
+            raise OSError(code, os.strerror(code))
+        offset = 4                                  # genlmsghdr
+        while offset + 4 <= len(payload):
+            length, attr = struct.unpack_from("=HH", payload, offset)
+            if attr == _CTRL_ATTR_FAMILY_ID:
+                return int(struct.unpack_from("=H", payload, offset + 4)[0])
+            offset += (length + 3) & ~3
+    return None
+
+
+def delete_ovs_datapath(name: str) -> Tuple[int, str]:
+    """OVS_DP_CMD_DEL for the datapath ``name``: (0, "") or (errno, message)."""
+    family = genl_family_id(_OVS_DATAPATH_FAMILY)
+    if family is None:
+        return errno.ENOENT, ("no ovs_datapath generic netlink family (openvswitch module "
+                              "not loaded), so no datapath " + name)
+    body = struct.pack("=i", 0) + _attr(_OVS_DP_ATTR_NAME, name.encode() + b"\0")
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_GENERIC) as sock:
+        replies = _genl_request(sock, family, _OVS_DP_CMD_DEL, _OVS_DATAPATH_VERSION, body,
+                                _NLM_F_REQUEST | _NLM_F_ACK)
+    for kind, payload in replies:
+        if kind == _NLMSG_ERROR and _netlink_error(payload):
+            code = _netlink_error(payload)
+            return code, os.strerror(code)
+    return 0, ""
+
+
+def _module_unloadable(module: str, sys_module: str = "/sys/module") -> bool:
+    """Loaded as a module (not built in) and used by nothing."""
+    try:
+        with open(os.path.join(sys_module, module, "refcnt")) as handle:
+            return handle.read().strip() == "0"
+    except OSError:
+        return False          # built in (no refcnt) or not loaded
 
 
 # --- capture ---------------------------------------------------------------------------
@@ -231,6 +355,8 @@ def differences(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
     diff: List[str] = []
     for name, link in sorted(now["links"].items()):
         base = baseline["links"].get(name)
+        if base is None and fallback_module(name, link):
+            continue                      # kept(): goes only with its module
         if base is None:
             diff.append("link {} ({}): not in the baseline".format(name, link["kind"] or "?"))
         elif link["mtu"] != base["mtu"]:
@@ -274,6 +400,16 @@ def differences(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
         if base_value is not None and value != base_value:
             diff.append(f"sysctl {name} = {value}, baseline {base_value}")
     return diff
+
+
+def kept(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
+    """Links not in the baseline that a purge cannot remove while their module is
+    loaded: tunnel drivers' fallback devices (see the module docstring)."""
+    return ["link {} ({}): kept, the fallback device of the loaded {} module (it goes "
+            "only with the module, which is built in or in use)".format(
+                name, link["kind"], fallback_module(name, link))
+            for name, link in sorted(now["links"].items())
+            if name not in baseline["links"] and fallback_module(name, link)]
 
 
 def _native_nft_extra(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
@@ -360,11 +496,21 @@ def purge_actions(baseline: Dict[str, Any], now: Dict[str, Any]) -> List[List[st
         kind, dev = item.split(" ", 1)
         if dev in baseline["links"]:
             actions.append(["tc", "qdisc", "del", "dev", dev, kind])
-    # bridges and tunnels before the veths enslaved to them; a veth's peer goes with it
+    # bridges and tunnels before the veths enslaved to them; a veth's peer goes with it;
+    # the OVS datapath through its netlink family, fallback devices with their module
     extra_links = [n for n in now["links"] if n not in baseline["links"]]
     extra_links.sort(key=lambda n: (now["links"][n]["kind"] == "veth", n))
+    unloads: List[str] = []
     for name in extra_links:
-        actions.append(["ip", "link", "del", name])
+        module = fallback_module(name, now["links"][name])
+        if module:
+            if module not in unloads:
+                unloads.append(module)
+        elif now["links"][name]["kind"] == OVS_KIND:
+            actions.append(["ovs-datapath-del", name])
+        else:
+            actions.append(["ip", "link", "del", name])
+    actions += [["unload-module", module] for module in unloads]
     for name, link in sorted(now["links"].items()):
         base = baseline["links"].get(name)
         if base and link["mtu"] != base["mtu"]:
@@ -414,6 +560,10 @@ def describe(action: List[str]) -> str:
         return "{}-restore < baseline table {}".format(action[1], action[2].split("\n", 1)[0][1:])
     if action[0] == "sysctl":
         return f"sysctl {action[1]}={action[2]}"
+    if action[0] == "ovs-datapath-del":
+        return f"delete Open vSwitch datapath {action[1]} (generic netlink OVS_DP_CMD_DEL)"
+    if action[0] == "unload-module":
+        return f"modprobe -r {action[1]} (its fallback devices go with it)"
     return " ".join(action)
 
 
@@ -429,6 +579,12 @@ def apply(run_stdin: Callable[[List[str], Optional[str]], Tuple[int, str, str]],
             rc, err = _remove(action[1])
         elif action[0] == "sysctl":
             rc, _, err = run_stdin(["sysctl", "-w", f"{action[1]}={action[2]}"], None)
+        elif action[0] == "ovs-datapath-del":
+            rc, err = delete_ovs_datapath(action[1])
+        elif action[0] == "unload-module":
+            if not _module_unloadable(action[1]):
+                continue          # built in or in use: its fallback devices are kept()
+            rc, _, err = run_stdin(["modprobe", "-r", action[1]], None)
         else:
             rc, _, err = run_stdin(action, None)
         if rc != 0 and "Cannot find device" not in err and "No such process" not in err:

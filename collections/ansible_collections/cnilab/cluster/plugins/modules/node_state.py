@@ -50,6 +50,12 @@ differences:
   type: list
   elements: str
   returned: always
+kept:
+  description: Links not in the baseline that only go with their loaded module (tunnel
+    drivers' fallback devices, e.g. tunl0 of ipip, when the module is built in or in use).
+  type: list
+  elements: str
+  returned: when state is clean
 actions:
   description: The purge steps run (or, in check mode, planned).
   type: list
@@ -116,10 +122,13 @@ def main() -> None:
     if module.check_mode or not actions:
         # nothing changed the node: the snapshot just taken is the one to compare
         module.exit_json(changed=bool(actions), actions=described,
-                         differences=node_state.differences(baseline, before))
+                         differences=node_state.differences(baseline, before),
+                         kept=node_state.kept(baseline, before))
     failed = node_state.apply(run_stdin, actions)
+    after = snapshot()
     module.exit_json(changed=True, actions=described, purge_failures=failed,
-                     differences=node_state.differences(baseline, snapshot()))
+                     differences=node_state.differences(baseline, after),
+                     kept=node_state.kept(baseline, after))
 
 
 if __name__ == "__main__":
