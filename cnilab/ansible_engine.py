@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import ansible_runner
 
 from cnilab import paths
-from cnilab.errors import CnilabError
+from cnilab.errors import CnilabError, Interrupted
 
 
 @dataclass
@@ -159,12 +159,6 @@ def _scrub_artifacts(artifact_dir: Path) -> None:
             data = {}
         data.pop("env", None)
         command_file.write_text(json.dumps(data), encoding="utf-8")
-
-
-class Interrupted(CnilabError):
-    """The user pressed Ctrl-C; the playbook was cancelled."""
-
-    exit_status = 130
 
 
 def run_playbook(

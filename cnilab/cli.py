@@ -236,8 +236,8 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
     from cnilab.cni.base import ClusterNetwork, policy_options
     from cnilab.inventory import load_inventory
-    from cnilab.lab.plan import POD_CIDR
     from cnilab.manifests.render import render
+    from cnilab.network import POD_CIDR
 
     if args.inventory:
         node_ips = tuple(n.node_ip for n in load_inventory(Path(args.inventory)))

@@ -14,8 +14,6 @@ from cnilab.bench.engine import (
     new_run_id,
     plan_measurements,
 )
-from cnilab.lab.core import check_buildable
-from cnilab.lab.plan import make_plan
 from cnilab.pins import load_pins
 from cnilab.report import write_report
 from cnilab.rundir import RunDir
@@ -29,35 +27,16 @@ def plan_summary(spec: Spec) -> str:
             f"repetition(s), {len(plan_measurements(spec))} measurement(s)")
 
 
-def preflight_netns(spec: Spec) -> None:
-    """Everything that can refuse the run before a run directory exists: root and the
-    lab itself (checked on the first mode this machine can build). Modes the kernel
-    cannot build are skipped by the engine and reported, not fatal."""
-    from cnilab.errors import CapabilityError
-
-    problems = []
-    for ref in spec.matrix:
-        try:
-            check_buildable(make_plan(ref.cni, ref.mode, spec.hosts, spec.pods_per_host,
-                                      ref.policy))
-            return
-        except CapabilityError as exc:
-            problems.append(str(exc))
-            if "needs root" in str(exc):
-                raise
-    raise CapabilityError("no mode of this spec can be built here: " + "; ".join(problems))
-
-
 def start_or_resume(
     spec_path: Path, lab: str, out: Path | None, resume: Path | None, *, with_report: bool,
     argv: list[str], quick: bool = False, inventory: Path | None = None,
     profile: str = "current", replace_kube_proxy: bool = False,
 ) -> tuple[RunOutcome, Path | None]:
     spec = load_spec(spec_path, quick=quick)
-    target = make_target(lab, inventory, profile, replace_kube_proxy)
+    target = make_target(lab, inventory, profile, replace_kube_proxy,
+                         hosts=spec.hosts, pods_per_host=spec.pods_per_host)
     pins = load_pins()
-    if target.kind == "netns":
-        preflight_netns(spec)
+    target.preflight(spec)
     if resume is not None:
         run = RunDir.open(resume)
         ensure_same_spec(run, spec)

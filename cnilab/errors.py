@@ -33,3 +33,9 @@ class SpecError(InputError):
 
 class CapabilityError(InputError):
     """The machine cannot build what was asked (missing kernel feature or tool)."""
+
+
+class Interrupted(CnilabError):
+    """The user pressed Ctrl-C: the work in progress (a playbook, a run) was cancelled."""
+
+    exit_status = 130

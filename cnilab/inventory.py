@@ -29,7 +29,7 @@ import yaml
 
 from cnilab import paths
 from cnilab.errors import InputError, SpecError
-from cnilab.lab.plan import POD_CIDR, SERVICE_CIDR
+from cnilab.network import POD_CIDR, SERVICE_CIDR
 from cnilab.yamlpos import PosDict, line_of, load_file, load_text
 
 GROUPS = ("control_plane", "workers")

@@ -24,16 +24,16 @@ from fake_cluster import FakeKubectl, LabNodeShell
 from cnilab.bench import kube_startup
 from cnilab.bench.engine import RunReporter, build_manifest, execute
 from cnilab.bench.executor import Completed
+from cnilab.bench.filter_rules import CHAIN
 from cnilab.bench.kube import KubectlApi, PopenSession, startup_probe
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.cluster.operations import CniChoice
 from cnilab.errors import CnilabError, InputError
 from cnilab.inventory import Node
 from cnilab.lab import sh
-from cnilab.lab.rules import CHAIN
 from cnilab.pins import load_pins
 from cnilab.rundir import RunDir
-from cnilab.spec import load_spec_text
+from cnilab.spec import ModeRef, load_spec_text
 from cnilab.targets.cluster import IMAGE_RECORD, PODS, ClusterTarget, bench_nodes
 from cnilab.targets.netns import NetnsTarget
 
@@ -66,9 +66,8 @@ def test_unavailable_names_what_the_profile_lacks(tmp_path: Path) -> None:
     # the docs archive); one not cached is left to the deploy, which fetches and checks it
     for cni, mode in (("calico", "bgp"), ("flannel", "vxlan"), ("weave", "fastdp"),
                       ("cilium", "vxlan"), ("kube-router", "bgp")):
-        assert target.unavailable(cni, mode, policy=False, hosts=2, pods_per_host=4) is None
-    assert "modes are" in str(target.unavailable("flannel", "ipvlan", policy=False, hosts=2,
-                                                 pods_per_host=4))
+        assert target.unavailable(ModeRef(cni, mode, False)) is None
+    assert "modes are" in str(target.unavailable(ModeRef("flannel", "ipvlan", False)))
 
 
 def test_unavailable_renders_the_mode_before_any_node_is_touched(tmp_path: Path) -> None:
@@ -91,8 +90,7 @@ def test_unavailable_renders_the_mode_before_any_node_is_touched(tmp_path: Path)
     lock.cached_path(url, cache).write_bytes(upstream.read_bytes())
     target = ClusterTarget(_inventory(tmp_path / "hosts.yml"), "paper-2020",
                            manifest_cache=cache, fetch_to_plan=False)
-    assert target.unavailable("kube-router", "overlay-full", policy=True, hosts=2,
-                              pods_per_host=4) is None
+    assert target.unavailable(ModeRef("kube-router", "overlay-full", True)) is None
     with pytest.raises(InputError, match="cannot derive the pod MTU"):
         render("kube-router", "bgp", "paper-2020", ClusterNetwork(POD_CIDR, ("10.0.0.1",)),
                cache_dir=cache)
@@ -100,8 +98,7 @@ def test_unavailable_renders_the_mode_before_any_node_is_touched(tmp_path: Path)
     # left to the deploy, which fetches and checks it
     offline = ClusterTarget(_inventory(tmp_path / "hosts.yml"), "paper-2020",
                             manifest_cache=tmp_path / "empty", fetch_to_plan=False)
-    assert offline.unavailable("flannel", "vxlan", policy=False, hosts=2,
-                               pods_per_host=4) is None
+    assert offline.unavailable(ModeRef("flannel", "vxlan", False)) is None
 
 
 class _FakeSwitch:
@@ -118,8 +115,7 @@ class _FakeSwitch:
 
     def provision(self, choice: CniChoice, directory: Path) -> Path:
         self.choices.append(choice)
-        self.lab.up(choice.cni, choice.mode, policy=choice.policy, hosts=2, pods_per_host=4,
-                    ansible_dir=directory)
+        self.lab.up(ModeRef(choice.cni, choice.mode, choice.policy), workdir=directory)
         assert self.lab.plan is not None
         self.kubectl = FakeKubectl(self.lab.plan, NODES)
         self.kubectl.networked = set(NODES)     # the switch installed the CNI everywhere
@@ -260,8 +256,7 @@ def test_readiness_gate_and_rules_on_both_nodes(clean_lab: None, tmp_path: Path,
     switch = _FakeSwitch(tmp_path)
     target = ClusterTarget(_inventory(tmp_path / "hosts.yml"), provision=switch.provision,
                            connect=switch.connect)
-    target.up("flannel", "host-gw", policy=False, hosts=2, pods_per_host=4,
-              ansible_dir=tmp_path / "ansible")
+    target.up(ModeRef("flannel", "host-gw"), workdir=tmp_path / "ansible")
     try:
         plan = switch.lab.plan
         assert plan is not None
@@ -385,8 +380,8 @@ def test_real_only_modes_run_on_clusters_and_are_skipped_by_the_lab(tmp_path: Pa
     lab = NetnsTarget()
     for cni, mode in (("weave", "sleeve"), ("kube-router", "overlay-full"),
                       ("kube-router", "overlay-subnet")):
-        assert target.unavailable(cni, mode, policy=False, hosts=2, pods_per_host=4) is None
-        why = lab.unavailable(cni, mode, policy=False, hosts=2, pods_per_host=4)
+        assert target.unavailable(ModeRef(cni, mode, False)) is None
+        why = lab.unavailable(ModeRef(cni, mode, False))
         if why is not None:     # None only without root, where the run stops anyway
             assert why == (f"{cni}/{mode} runs on real clusters only (--inventory): the netns "
                            "lab does not emulate it")

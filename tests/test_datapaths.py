@@ -239,6 +239,7 @@ def test_scale_knobs(lab: LabPlan) -> None:
 @pytest.mark.parametrize(("shape", "expected_rules"), [("rules", 1000), ("chains", 2000),
                                                       ("ipset", 1)])
 def test_policy_scaling_rules_on_the_path(lab: LabPlan, shape: str, expected_rules: int) -> None:
+    from cnilab.bench.filter_rules import CHAIN
     from cnilab.lab import rules
 
     plan = lab
@@ -246,13 +247,13 @@ def test_policy_scaling_rules_on_the_path(lab: LabPlan, shape: str, expected_rul
     loaded = rules.add_rules(h1.netns, 1000, shape=shape)
     assert loaded == expected_rules + (1000 if shape == "chains" else 0)
     saved = sh.run(sh.in_netns(h1.netns, ["iptables-save", "-t", "filter"])).stdout
-    assert saved.count(f"-A {rules.CHAIN}") == loaded
+    assert saved.count(f"-A {CHAIN}") == loaded
     # every forwarded packet walks the chain, none is dropped by it
-    before = rule_packets(h1.netns, "FORWARD", rules.CHAIN)
+    before = rule_packets(h1.netns, "FORWARD", CHAIN)
     ping(h1.pods[0].netns, core.pod_address(plan, plan.hosts[1].pods[0]))
-    assert rule_packets(h1.netns, "FORWARD", rules.CHAIN) >= before + 3
+    assert rule_packets(h1.netns, "FORWARD", CHAIN) >= before + 3
     rules.remove_rules(h1.netns)
-    assert rules.CHAIN not in sh.run(sh.in_netns(h1.netns, ["iptables-save"])).stdout
+    assert CHAIN not in sh.run(sh.in_netns(h1.netns, ["iptables-save"])).stdout
 
 
 def test_gobgp_sync_takes_learned_best_paths_only() -> None:

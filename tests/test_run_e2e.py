@@ -157,7 +157,7 @@ class _BrokenUnderlay(NetnsTarget):
     def endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
         client, server = super().endpoints(placement)
         if placement == "underlay":
-            server = Endpoint(server.name, server.host, "10.99.0.250", "host", server.netns)
+            server = Endpoint(server.name, server.host, "10.99.0.250", "host", server.locator)
         return client, server
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from cnilab.bench.engine import RunReporter, build_manifest, execute
+from cnilab.bench.filter_rules import CHAIN
 from cnilab.lab import sh
-from cnilab.lab.rules import CHAIN
 from cnilab.pins import load_pins
 from cnilab.rundir import RunDir
 from cnilab.spec import load_spec_text

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnilab import machine, stats, toolversions
-from cnilab.ansible_engine import Interrupted
 from cnilab.bench import background as bg
 from cnilab.bench import cpu, perf, pinning
 from cnilab.bench.executor import Endpoint, Executor, ExecutorError
@@ -26,7 +25,7 @@ from cnilab.bench.parsers import ParseError
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.bench.suites import TrafficSuite, get_suite
 from cnilab.bench.sweeps import Condition
-from cnilab.errors import CnilabError, InputError
+from cnilab.errors import CnilabError, InputError, Interrupted
 from cnilab.modes import get_mode
 from cnilab.pins import Pins
 from cnilab.rundir import RESULT_SCHEMA, RunDir, slug
@@ -381,7 +380,7 @@ class _LabSession:
         self.rules: tuple[int, str] = (0, "rules")
         self.executor: Executor | None = None
 
-    def _ansible_dir(self, ref: ModeRef) -> Path:
+    def _workdir(self, ref: ModeRef) -> Path:
         return self.run.ansible_dir / slug(ref.key.replace("/", "-"))
 
     def ensure(self, ref: ModeRef) -> bool:
@@ -390,9 +389,7 @@ class _LabSession:
             return False
         self.close()
         self.reporter.line(f"lab up: {ref.key} on the {self.target.kind} lab")
-        self.target.up(ref.cni, ref.mode, policy=ref.policy, hosts=self.spec.hosts,
-                       pods_per_host=self.spec.pods_per_host,
-                       ansible_dir=self._ansible_dir(ref))
+        self.target.up(ref, workdir=self._workdir(ref))
         self.current, self.rules = ref, (0, "rules")
         _record_snapshot(self.run, ref.key, self.target)
         self.executor = self.target.executor()
@@ -408,7 +405,7 @@ class _LabSession:
         if self.current is not None:
             ref, self.current = self.current, None
             self.reporter.line(f"lab down: {ref.key}")
-            self.target.down(ansible_dir=self._ansible_dir(ref))
+            self.target.down(workdir=self._workdir(ref))
 
 
 def execute(
@@ -495,9 +492,7 @@ def execute(
             hook(record)
 
     skipped = {ref.key: why for ref in spec.matrix
-               if (why := target.unavailable(ref.cni, ref.mode, policy=ref.policy,
-                                             hosts=spec.hosts,
-                                             pods_per_host=spec.pods_per_host)) is not None}
+               if (why := target.unavailable(ref)) is not None}
     state["skipped_modes"] = skipped
     for key, why in skipped.items():
         reporter.line(f"skipping {key}: {why}")

@@ -2,8 +2,9 @@
 
 The suites build command lines; an executor starts servers and runs clients
 at endpoints. The netns lab runs them in namespaces; the Kubernetes executor
-(real-cluster issue) runs them in pods. Suites, placements, repetitions and
-parsing are shared.
+(cnilab/bench/kube.py) runs them in pods. Suites, placements, repetitions and
+parsing are shared. An endpoint's ``locator`` and a started process's handle mean
+something only to the executor that made them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ class Endpoint:
     host: str          # the (emulated) node it is on
     address: str       # IPv4 address peers connect to
     kind: str          # "pod" | "host" | "service"
-    netns: str | None = None   # where commands run: a namespace (lab) or a pod (Kubernetes)
+    # where commands run, in the executor's own terms: a network namespace (netns
+    # executor) or a pod name (Kubernetes executor)
+    locator: str | None = None
     bind_address: str | None = None   # where the server listens, if not ``address`` (Services)
 
     @property
@@ -49,13 +52,29 @@ class Completed:
 
 @dataclass
 class ServerHandle:
+    """A process an executor started (a server, or a client in the background). The
+    engine passes it back to the executor that made it and looks no further; each
+    executor's subclass holds what it needs to wait for and stop the process."""
+
     endpoint: Endpoint
     argv: list[str]
-    process: subprocess.Popen[str]
 
 
 class ExecutorError(CnilabError):
     pass
+
+
+@dataclass
+class LocalProcess(ServerHandle):
+    """A process of this machine (the netns executor's handle)."""
+
+    process: subprocess.Popen[str]
+
+
+def _local(handle: ServerHandle) -> subprocess.Popen[str]:
+    if not isinstance(handle, LocalProcess):
+        raise ExecutorError(f"{type(handle).__name__} was not started by the netns executor")
+    return handle.process
 
 
 class Executor(ABC):
@@ -133,26 +152,31 @@ def _listening(pid: int, port: int) -> bool:
 class NetnsExecutor(Executor):
     """Runs commands inside the lab's network namespaces with ``ip netns exec``."""
 
-    def _argv(self, endpoint: Endpoint, argv: list[str]) -> list[str]:
-        if endpoint.netns is None:
+    @staticmethod
+    def _netns(endpoint: Endpoint) -> str:
+        if endpoint.locator is None:
             raise ExecutorError(f"endpoint {endpoint.name} has no network namespace")
-        return ["ip", "netns", "exec", endpoint.netns, *argv]
+        return endpoint.locator
+
+    def _argv(self, endpoint: Endpoint, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self._netns(endpoint), *argv]
 
     def start_server(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
         full = self._argv(endpoint, argv)
         # ip execs the tool in place, so the pid is the server's own pid.
         proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
-        return ServerHandle(endpoint, full, proc)
+        return LocalProcess(endpoint, full, proc)
 
     def wait_listening(self, handle: ServerHandle, port: int, timeout_s: float = 5.0) -> None:
+        process = _local(handle)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if handle.process.poll() is not None:
-                _, err = handle.process.communicate()
-                raise ExecutorError(f"server exited (rc {handle.process.returncode}) before "
+            if process.poll() is not None:
+                _, err = process.communicate()
+                raise ExecutorError(f"server exited (rc {process.returncode}) before "
                                     f"listening on port {port}: {err.strip()}")
-            if _listening(handle.process.pid, port):
+            if _listening(process.pid, port):
                 return
             time.sleep(0.01)
         raise ExecutorError(f"server on {handle.endpoint.name} not listening on port {port} "
@@ -162,7 +186,7 @@ class NetnsExecutor(Executor):
         return self.start_server(endpoint, argv)
 
     def wait_client(self, handle: ServerHandle, timeout_s: float) -> Completed:
-        proc = handle.process
+        proc = _local(handle)
         started = time.monotonic()
         try:
             out, err = proc.communicate(timeout=max(timeout_s, 0.1))
@@ -188,9 +212,9 @@ class NetnsExecutor(Executor):
             return Completed(full, -9, out, err, time.monotonic() - started, timed_out=True)
 
     def interface_packets(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
-        if endpoint.netns is None:
+        if endpoint.locator is None:
             return None
-        proc = subprocess.run(["ip", "-n", endpoint.netns, "-j", "-s", "link", "show", ifname],
+        proc = subprocess.run(["ip", "-n", endpoint.locator, "-j", "-s", "link", "show", ifname],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             return None
@@ -198,14 +222,14 @@ class NetnsExecutor(Executor):
         return int(stats["rx"]["packets"]) + int(stats["tx"]["packets"])
 
     def interface_mtu(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
-        if endpoint.netns is None:
+        if endpoint.locator is None:
             return None
-        proc = subprocess.run(["ip", "-n", endpoint.netns, "-j", "link", "show", ifname],
+        proc = subprocess.run(["ip", "-n", endpoint.locator, "-j", "link", "show", ifname],
                               capture_output=True, text=True, check=False)
         return int(json.loads(proc.stdout)[0]["mtu"]) if proc.returncode == 0 else None
 
     def stop_server(self, handle: ServerHandle) -> Completed:
-        proc = handle.process
+        proc = _local(handle)
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -109,14 +109,22 @@ class KubeApi(Protocol):
 
 
 @dataclass
-class _Process:
-    """The ``ServerHandle.process`` of a pod-side process."""
+class PodProcess(ServerHandle):
+    """A process in a pod (the Kubernetes executor's handle): its exec session, and its
+    pid inside the pod (what ``kill`` takes)."""
 
     session: ExecSession
     pid: int | None = None
 
     def poll(self) -> int | None:
         return self.session.poll()
+
+
+def _in_pod(handle: ServerHandle) -> PodProcess:
+    if not isinstance(handle, PodProcess):
+        raise ExecutorError(f"{type(handle).__name__} was not started by the Kubernetes "
+                            "executor")
+    return handle
 
 
 def with_pid(argv: list[str]) -> list[str]:
@@ -162,9 +170,9 @@ class KubernetesExecutor(Executor):
             return None
 
     def _pod(self, endpoint: Endpoint) -> str:
-        if endpoint.netns is None:   # Kubernetes endpoints name their pod in `netns`
+        if endpoint.locator is None:
             raise ExecutorError(f"endpoint {endpoint.name} names no pod")
-        return endpoint.netns
+        return endpoint.locator
 
     def start_server(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
         session = self.api.exec_start(self.namespace, self._pod(endpoint), with_pid(argv))
@@ -174,13 +182,13 @@ class KubernetesExecutor(Executor):
             out, err = session.communicate()
             raise ExecutorError(f"could not start {argv[0]} in pod {self._pod(endpoint)}: "
                                 f"{(err or out or line or 'no output').strip()[-300:]}")
-        return ServerHandle(endpoint, argv, _Process(session, int(line)))  # type: ignore[arg-type]
+        return PodProcess(endpoint, argv, session, int(line))
 
     def start_client(self, endpoint: Endpoint, argv: list[str]) -> ServerHandle:
         return self.start_server(endpoint, argv)
 
     def wait_listening(self, handle: ServerHandle, port: int, timeout_s: float = 10.0) -> None:
-        proc: _Process = handle.process  # type: ignore[assignment]
+        proc = _in_pod(handle)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -200,7 +208,7 @@ class KubernetesExecutor(Executor):
         return self.api.exec(self.namespace, self._pod(endpoint), argv, timeout_s)
 
     def wait_client(self, handle: ServerHandle, timeout_s: float) -> Completed:
-        proc: _Process = handle.process  # type: ignore[assignment]
+        proc = _in_pod(handle)
         started = time.monotonic()
         try:
             out, err = proc.session.communicate(timeout=max(timeout_s, 0.1))
@@ -214,7 +222,7 @@ class KubernetesExecutor(Executor):
 
     def _kill(self, handle: ServerHandle) -> tuple[str, str]:
         """TERM the process inside the pod, end the exec session, return its output."""
-        proc: _Process = handle.process  # type: ignore[assignment]
+        proc = _in_pod(handle)
         if proc.pid is not None:
             self.api.exec(self.namespace, self._pod(handle.endpoint),
                           ["kill", "-TERM", str(proc.pid)], 10.0)
@@ -225,7 +233,7 @@ class KubernetesExecutor(Executor):
             return proc.session.communicate()
 
     def stop_server(self, handle: ServerHandle) -> Completed:
-        proc: _Process = handle.process  # type: ignore[assignment]
+        proc = _in_pod(handle)
         if proc.poll() is None:
             out, err = self._kill(handle)
         else:

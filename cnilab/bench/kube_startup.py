@@ -31,8 +31,8 @@ from typing import Any
 
 from cnilab.bench.kube import NAMESPACE, STARTUP_LABEL, KubectlApi, KubectlError, startup_pod
 from cnilab.bench.suites import check_startup_pods
-from cnilab.cluster.verify import waiting
 from cnilab.errors import CnilabError
+from cnilab.kube_objects import waiting
 
 POLL_S = 0.5
 

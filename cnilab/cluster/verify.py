@@ -23,30 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from cnilab.kube_objects import waiting
+
 # kubeadm's static pods (cmd/kubeadm/app/util/staticpod: labels component=<name>,
 # tier=control-plane; the kubelet names a static pod <name>-<node name, lowercased>)
 CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager",
                             "kube-scheduler")
 # kubeadm's CoreDNS Deployment labels its pods k8s-app=kube-dns
 COREDNS_LABEL = ("k8s-app", "kube-dns")
-
-
-def condition(obj: dict[str, Any], kind: str) -> str | None:
-    """The status ("True", "False", ...) of a Node's or Pod's condition ``kind``."""
-    for cond in obj.get("status", {}).get("conditions", []) or []:
-        if cond.get("type") == kind:
-            return str(cond.get("status"))
-    return None
-
-
-def waiting(pod: dict[str, Any]) -> dict[str, Any] | None:
-    """The first container of a pod that is waiting: its ``state.waiting`` (reason,
-    message), or None."""
-    for status in pod.get("status", {}).get("containerStatuses", []) or []:
-        state = (status.get("state") or {}).get("waiting")
-        if state:
-            return dict(state)
-    return None
 
 
 def _ready_condition(node: dict[str, Any]) -> dict[str, Any]:

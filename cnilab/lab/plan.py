@@ -16,11 +16,10 @@ from typing import Any
 from cnilab import paths
 from cnilab.errors import InputError
 from cnilab.modes import Mode, get_mode
+from cnilab.network import POD_CIDR, SERVICE_CIDR
 
 PREFIX = "cnl"          # every namespace, link and file of the lab starts with this
 UNDERLAY_CIDR = "10.99.0.0/24"
-POD_CIDR = "10.244.0.0/16"
-SERVICE_CIDR = "10.96.0.0/12"
 MAX_HOSTS = 8
 MAX_PODS_PER_HOST = 60
 

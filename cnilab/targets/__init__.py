@@ -12,9 +12,12 @@ TARGETS = ("netns", "vagrant")
 
 
 def make_target(kind: str, inventory: Path | None = None, profile: str = "current",
-                replace_kube_proxy: bool = False) -> Target:
+                replace_kube_proxy: bool = False, *, hosts: int = 2,
+                pods_per_host: int = 4) -> Target:
     """The target for ``--lab KIND`` / ``--inventory FILE``: an inventory makes it a
-    cluster; ``vagrant`` is the cluster of the Vagrant lab's inventory."""
+    cluster; ``vagrant`` is the cluster of the Vagrant lab's inventory. ``hosts`` and
+    ``pods_per_host`` are the spec's topology, which the netns lab builds (a cluster
+    has the nodes its inventory names)."""
     if kind == "vagrant" and inventory is None:
         inventory = paths.project_root() / "inventories" / "vagrant" / "hosts.yml"
         if not inventory.is_file():
@@ -27,5 +30,5 @@ def make_target(kind: str, inventory: Path | None = None, profile: str = "curren
     if kind == "netns":
         from cnilab.targets.netns import NetnsTarget
 
-        return NetnsTarget()
+        return NetnsTarget(hosts, pods_per_host)
     raise InputError(f"--lab must be one of {', '.join(TARGETS)}, got '{kind}'")

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from cnilab.bench.executor import Endpoint, Executor
+from cnilab.spec import ModeRef, Spec
 
 
 class Target(ABC):
-    """A place where one (cni, mode) can be brought up, measured and torn down."""
+    """A place where one (cni, mode) can be brought up, measured and torn down. What a
+    target needs beyond the mode (the lab's topology, a cluster's inventory) it is
+    given when it is made."""
 
     kind: str
     emulation: bool
@@ -18,19 +21,24 @@ class Target(ABC):
     # on a cluster, a plugin that cannot be deployed is a result; in the lab it is a bug.
     skips_modes_that_fail_to_come_up = False
 
-    @abstractmethod
-    def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
-           ansible_dir: Path) -> None:
-        """Bring the datapath up (idempotent; replaces a stale one of the same target)."""
+    def preflight(self, spec: Spec) -> None:
+        """Refuse the run before anything is written (a run directory, a machine), when
+        this target cannot run ``spec`` at all; modes it cannot bring up one by one are
+        ``unavailable`` instead. By default a target accepts every spec."""
+        return None
 
-    def unavailable(self, cni: str, mode: str, *, policy: bool, hosts: int,
-                    pods_per_host: int) -> str | None:
+    @abstractmethod
+    def up(self, mode: ModeRef, *, workdir: Path) -> None:
+        """Bring the mode's datapath up (idempotent; replaces a stale one of the same
+        target); ``workdir`` keeps its records (Ansible artifacts)."""
+
+    def unavailable(self, mode: ModeRef) -> str | None:
         """Why this target cannot bring the mode up at all (None: it can). A matrix entry
         it cannot build is skipped and reported, instead of stopping the whole run."""
         return None
 
     @abstractmethod
-    def down(self, *, ansible_dir: Path | None = None) -> None:
+    def down(self, *, workdir: Path | None = None) -> None:
         """Remove everything ``up`` created; safe to call at any time."""
 
     @abstractmethod

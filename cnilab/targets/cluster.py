@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from cnilab.ansible_engine import Progress
 from cnilab.bench import kube_startup
 from cnilab.bench.executor import Completed, Endpoint, Executor, ExecutorError
+from cnilab.bench.filter_rules import rule_steps
 from cnilab.bench.kube import (
     NAMESPACE,
     ExecSession,
@@ -44,10 +45,10 @@ from cnilab.bench.kube import (
     bench_service,
 )
 from cnilab.cluster import operations
-from cnilab.cluster.verify import condition, waiting
 from cnilab.errors import CnilabError, InputError
 from cnilab.inventory import Node, load_inventory
-from cnilab.lab.rules import rule_steps
+from cnilab.kube_objects import condition, waiting
+from cnilab.spec import ModeRef
 from cnilab.targets.base import Target
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -150,43 +151,41 @@ class ClusterTarget(Target):
         return operations.CniChoice(cni, mode, policy, self.replace_kube_proxy
                                     and can_replace_kube_proxy(cni))
 
-    def unavailable(self, cni: str, mode: str, *, policy: bool, hosts: int,
-                    pods_per_host: int) -> str | None:
+    def unavailable(self, mode: ModeRef) -> str | None:
         """A mode cnilab cannot deploy with this profile, found before any node is
         touched: no role or pinned file, or a patch the plugin refuses (rendered here
         exactly as the deploy will render it). A file that cannot be fetched now is
         not a refusal: the deploy fetches it again and says why it cannot."""
         from cnilab import paths
         from cnilab.cni.base import ClusterNetwork, ModeOptions
-        from cnilab.lab.plan import POD_CIDR
         from cnilab.manifests.lock import cached_path
         from cnilab.manifests.render import release, render
+        from cnilab.network import POD_CIDR
 
-        choice = self._choice(cni, mode, policy)
+        choice = self._choice(mode.cni, mode.mode, mode.policy)
         try:
             operations.check_cni(choice)
-            _, url = release(cni, self.profile)
+            _, url = release(mode.cni, self.profile)
             cache = self.manifest_cache or paths.project_root() / ".cache" / "manifests"
             if not self.fetch_to_plan and not cached_path(url, cache).is_file():
                 return None
             # the deploy reads the node's MTU; planning checks the patch with a standard
             # one (what may be refused is the absence of an MTU, not its value)
-            render(cni, mode, self.profile,
+            render(mode.cni, mode.mode, self.profile,
                    ClusterNetwork(POD_CIDR, tuple(n.node_ip for n in self.nodes),
                                   node_mtu=PLANNING_NODE_MTU),
                    cache_dir=cache,
-                   options=ModeOptions(policy, choice.replace_kube_proxy))
+                   options=ModeOptions(mode.policy, choice.replace_kube_proxy))
         except InputError as exc:
             return str(exc)
         except (OSError, CnilabError):
             return None
         return None
 
-    def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
-           ansible_dir: Path) -> None:
-        choice = self._choice(cni, mode, policy)
-        ansible_dir.mkdir(parents=True, exist_ok=True)
-        record = self.provision(choice, ansible_dir)
+    def up(self, mode: ModeRef, *, workdir: Path) -> None:
+        choice = self._choice(mode.cni, mode.mode, mode.policy)
+        workdir.mkdir(parents=True, exist_ok=True)
+        record = self.provision(choice, workdir)
         self.state = {"cni": choice.extravars(), "switch_record": str(record)}
         try:
             self._open()
@@ -302,7 +301,7 @@ class ClusterTarget(Target):
         finally:
             self.down()
 
-    def down(self, *, ansible_dir: Path | None = None) -> None:
+    def down(self, *, workdir: Path | None = None) -> None:
         """Remove the benchmark namespace; the plugin stays until the next switch resets
         the nodes (a reset here would only repeat that one)."""
         if self.api is not None:
@@ -318,7 +317,7 @@ class ClusterTarget(Target):
         info = self.state["pods"][pod]
         spec = next(p for p in PODS if p.name == pod)
         return Endpoint(pod, info["node"], info["ip"], "host" if spec.host_network else "pod",
-                        netns=pod)
+                        locator=pod)
 
     def endpoints(self, placement: str) -> tuple[Endpoint, Endpoint]:
         e = self._endpoint

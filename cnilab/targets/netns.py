@@ -12,6 +12,7 @@ from cnilab.errors import CnilabError, InputError
 from cnilab.lab import core, kube_proxy, rules, startup, status
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan, make_plan
+from cnilab.spec import ModeRef, Spec
 from cnilab.targets.base import Target
 
 PLAYBOOK = "lab-netns.yml"
@@ -25,27 +26,47 @@ class NetnsTarget(Target):
     kind = "netns"
     emulation = True
 
-    def __init__(self, progress: Progress | None = None) -> None:
+    def __init__(self, hosts: int = 2, pods_per_host: int = 4,
+                 progress: Progress | None = None) -> None:
+        self.hosts = hosts
+        self.pods_per_host = pods_per_host
         self.plan: LabPlan | None = None
         self.progress = progress or Progress()
 
-    def up(self, cni: str, mode: str, *, policy: bool, hosts: int, pods_per_host: int,
-           ansible_dir: Path) -> None:
-        plan = make_plan(cni, mode, hosts, pods_per_host, policy)
+    def _make_plan(self, mode: ModeRef) -> LabPlan:
+        return make_plan(mode.cni, mode.mode, self.hosts, self.pods_per_host, mode.policy)
+
+    def preflight(self, spec: Spec) -> None:
+        """Root and the lab itself, checked on the first mode this machine can build.
+        Modes the kernel cannot build are skipped by the engine and reported, not fatal."""
+        from cnilab.errors import CapabilityError
+
+        problems = []
+        for ref in spec.matrix:
+            try:
+                core.check_buildable(self._make_plan(ref))
+                return
+            except CapabilityError as exc:
+                problems.append(str(exc))
+                if "needs root" in str(exc):
+                    raise
+        raise CapabilityError("no mode of this spec can be built here: " + "; ".join(problems))
+
+    def up(self, mode: ModeRef, *, workdir: Path) -> None:
+        plan = self._make_plan(mode)
         core.check_buildable(plan)  # refuse before touching anything
         if core.lab_namespaces(plan.prefix):
-            self.down(ansible_dir=ansible_dir)
-        run_playbook(PLAYBOOK, private_data_dir=ansible_dir,
+            self.down(workdir=workdir)
+        run_playbook(PLAYBOOK, private_data_dir=workdir,
                      extravars={"lab_netns_state": "present", "lab_netns_plan": plan.to_dict()},
-                     progress=self.progress, ident=f"up-{cni}-{mode}",
+                     progress=self.progress, ident=f"up-{mode.cni}-{mode.mode}",
                      env={core.BUILDER_ENV: "1"})
         self.plan = plan
 
-    def unavailable(self, cni: str, mode: str, *, policy: bool, hosts: int,
-                    pods_per_host: int) -> str | None:
+    def unavailable(self, mode: ModeRef) -> str | None:
         """A mode the kernel or the lab cannot build; lacking root is not a per-mode matter
         and still stops the run."""
-        plan = make_plan(cni, mode, hosts, pods_per_host, policy)
+        plan = self._make_plan(mode)
         if os.geteuid() != 0:
             return None   # up() refuses with the reason
         try:
@@ -54,11 +75,11 @@ class NetnsTarget(Target):
             return str(exc)
         return None
 
-    def down(self, *, ansible_dir: Path | None = None) -> None:
-        if ansible_dir is None:
+    def down(self, *, workdir: Path | None = None) -> None:
+        if workdir is None:
             core.down()
         else:
-            run_playbook(PLAYBOOK, private_data_dir=ansible_dir,
+            run_playbook(PLAYBOOK, private_data_dir=workdir,
                          extravars={"lab_netns_state": "absent"}, progress=self.progress,
                          ident="down")
         self.plan = None
@@ -86,7 +107,7 @@ class NetnsTarget(Target):
             backend = pod(1, 0)
             vip = kube_proxy.service_ip(plan)
             return pod(0, 0), Endpoint(f"svc/bench->{backend.name}", backend.host, vip,
-                                       "service", backend.netns, bind_address=backend.address)
+                                       "service", backend.locator, bind_address=backend.address)
         if placement in ("underlay", "host-network"):
             # A hostNetwork pod runs in its node's network namespace, which in the
             # lab is the emulated host itself: the same path as the underlay.

@@ -11,8 +11,8 @@ from typing import Any
 
 from cnilab.cni import registry
 from cnilab.cni.base import ClusterNetwork, ModeOptions
-from cnilab.lab.plan import POD_CIDR
 from cnilab.manifests.render import render
+from cnilab.network import POD_CIDR
 
 
 def _plain(value: Any) -> Any:
