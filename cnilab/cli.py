@@ -37,7 +37,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     from cnilab.lab.plan import load_saved_plan, make_plan
 
     if args.lab != "netns":
-        raise CnilabError(f"--lab {args.lab}: only the netns lab is available so far")
+        raise CnilabError(f"--lab {args.lab}: `cnilab lab` manages the netns lab; a cluster is "
+                          "managed with `cnilab cluster`")
     ansible_dir = paths.lab_state_dir() / "ansible"
     if args.action == "up":
         if not args.cni or not args.mode:

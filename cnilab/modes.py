@@ -40,6 +40,12 @@ class Mode:
     def key(self) -> str:
         return f"{self.cni}/{self.name}"
 
+    def vxlan(self) -> tuple[int, int]:
+        """(VNI, UDP port) of a mode with a fixed VXLAN identity (the catalog's)."""
+        if self.vni is None or self.udp_port is None:
+            raise ValueError(f"{self.key}: the catalog gives no fixed VNI and UDP port")
+        return self.vni, self.udp_port
+
     @property
     def lab_implemented(self) -> bool:
         return self.lab == "implemented"
@@ -54,6 +60,31 @@ class Mode:
             "devices": list(self.devices),
             "lab": self.lab, "fidelity": self.fidelity,
         }
+
+
+@dataclass(frozen=True)
+class PluginFacts:
+    """What the real-cluster path needs to know of a plugin as a whole."""
+
+    cni: str
+    install: str                    # manifest | helm
+    daemonset_selector: str
+    state_dirs: tuple[str, ...]
+    replaces_kube_proxy: bool
+    switches_policy_engine: bool
+
+
+@cache
+def plugin_facts() -> dict[str, PluginFacts]:
+    """Every plugin's cluster facts (catalog ``plugins.<cni>.cluster``)."""
+    data = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
+    return {cni: PluginFacts(cni=cni, install=entry["cluster"]["install"],
+                             daemonset_selector=entry["cluster"]["daemonset_selector"],
+                             state_dirs=tuple(entry["cluster"]["state_dirs"]),
+                             replaces_kube_proxy=bool(entry["cluster"]["replaces_kube_proxy"]),
+                             switches_policy_engine=bool(
+                                 entry["cluster"]["switches_policy_engine"]))
+            for cni, entry in data["plugins"].items()}
 
 
 @cache

@@ -124,7 +124,7 @@ def test_cluster_up_names_a_node_registered_wrongly(cluster: Cluster) -> None:
 def _deploy_flannel(cluster: Cluster, manifest: Path) -> tuple[int, str]:
     return _playbook(cluster, "playbooks/cni.yml", "--skip-tags", "cni_mode_check",
                      "-e", "cnilab_profile=paper-2020", "-e", "cnilab_cni=flannel",
-                     "-e", "cnilab_cni_mode=vxlan", "-e", f"cni_flannel_from_file={manifest}",
+                     "-e", "cnilab_cni_mode=vxlan", "-e", f"cni_manifest_from_file={manifest}",
                      "-e", "cni_manifest_ready_retries=2", "-e", "cni_manifest_ready_delay=1")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cnilab.cni import calico, cilium, flannel, kube_router, weave
+from cnilab.cni.registry import plugin
 from cnilab.lab import core, sh
 from cnilab.lab.plan import HostPlan, LabPlan, make_plan
 
@@ -66,7 +66,7 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
     plan = flannel_lab
     other = {"vxlan": "host-gw", "host-gw": "vxlan"}[plan.mode]
     for host in plan.hosts:
-        wrong = _judged(flannel.mode_problems, plan, host, other)
+        wrong = _judged(plugin("flannel").mode_problems, plan, host, other)
         if plan.mode == "vxlan":
             assert "flannel.1 exists: the vxlan backend is (or was) running, not host-gw" \
                 in wrong
@@ -74,7 +74,7 @@ def test_flannel_mode_check_on_the_built_datapath(flannel_lab: LabPlan) -> None:
             assert "no flannel.1 VXLAN device: not the vxlan backend" in wrong
         # a peer whose subnet is not routed is named
         links, routes, peers = _node_view(plan, host)
-        missing = flannel.mode_problems(plan.mode, links, routes,
+        missing = plugin("flannel").mode_problems(plan.mode, links, routes,
                                         {**peers, "h9": ("10.0.0.9", "10.244.9.0/24")},
                                         plan.pod_cidr)
         assert missing == ["no route to h9's pod subnet 10.244.9.0/24"]
@@ -94,13 +94,13 @@ def test_calico_mode_check_on_the_built_datapath(calico_lab: LabPlan) -> None:
                   and not str(r.get("dev", "")).startswith("cali")
                   and r.get("type") != "blackhole"]
         assert remote, f"{host.name}: no remote pod routes to judge"
-        wrong = _judged(calico.mode_problems, plan, host, other)
+        wrong = _judged(plugin("calico").mode_problems, plan, host, other)
         if plan.mode == "bgp":
             assert "no vxlan.calico device: not Calico's VXLAN mode" in wrong
         else:
             assert any("encapsulated, not plain BGP" in p for p in wrong)
         assert any("no tunl0 device" in p for p in
-                   calico.mode_problems("ipip", links, routes, peers, plan.pod_cidr))
+                   plugin("calico").mode_problems("ipip", links, routes, peers, plan.pod_cidr))
 
 
 @pytest.fixture(params=[("kube-router", "bgp"), ("weave", "fastdp"), ("cilium", "vxlan"),
@@ -115,16 +115,18 @@ def test_kube_router_weave_and_cilium_mode_checks_on_the_built_datapath(
     for host in plan.hosts:
         links, routes, peers = _node_view(plan, host)
         if plan.cni == "cilium":
-            _judged(cilium.mode_problems, plan, host,
+            _judged(plugin("cilium").mode_problems, plan, host,
                     {"vxlan": "native", "native": "vxlan"}[plan.mode])
         elif plan.cni == "kube-router":
-            assert kube_router.mode_problems("bgp", links, routes, peers, plan.pod_cidr) == [], \
+            router = plugin("kube-router")
+            assert router.mode_problems("bgp", links, routes, peers, plan.pod_cidr) == [], \
                 host.name
-            assert kube_router.mode_problems("overlay-subnet", links, routes, peers,
-                                              plan.pod_cidr) == []
-            wrong = kube_router.mode_problems("overlay-full", links, routes, peers, plan.pod_cidr)
+            assert router.mode_problems("overlay-subnet", links, routes, peers,
+                                        plan.pod_cidr) == []
+            wrong = router.mode_problems("overlay-full", links, routes, peers, plan.pod_cidr)
             assert wrong and all("not kube-router overlay-full" in p for p in wrong)
         else:
+            weave = plugin("weave")
             assert weave.mode_problems("fastdp", links, routes, {}, plan.pod_cidr) == [], host.name
             assert weave.mode_problems("sleeve", links, routes, {}, plan.pod_cidr) == [
                 "vxlan-6784 exists: fast datapath is (or was) running, not sleeve"]

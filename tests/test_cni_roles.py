@@ -36,7 +36,7 @@ def test_flannel_role_dry_run_renders_and_would_apply(tmp_path: Path) -> None:
         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
         "-e", "cnilab_cni=flannel", "-e", "cnilab_cni_mode=host-gw",
         "-e", f"cnilab_artifact_dir={artifacts}",
-        "-e", f"cni_flannel_from_file={MINI}", "-e", f"cni_manifest_path={manifest}",
+        "-e", f"cni_manifest_from_file={MINI}", "-e", f"cni_manifest_path={manifest}",
         timeout=300)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
@@ -99,7 +99,7 @@ def test_calico_role_dry_run_renders_the_mode(tmp_path: Path) -> None:
         "--check", "--diff",
         "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
         "-e", "cnilab_cni=calico", "-e", "cnilab_cni_mode=vxlan",
-        "-e", f"cni_calico_from_file={upstream}", "-e", f"cni_manifest_path={manifest}",
+        "-e", f"cni_manifest_from_file={upstream}", "-e", f"cni_manifest_path={manifest}",
         timeout=300,
         # calico.yaml is 350 kB: show its whole diff
         env={"ANSIBLE_MAX_DIFF_SIZE": "2000000"})
@@ -121,13 +121,12 @@ def test_kube_router_and_weave_roles_dry_run(tmp_path: Path) -> None:
     for cni, mode, profile, relative, expected in cases:
         if not (upstream / relative).exists():
             pytest.skip(f"upstream fixture {relative} absent (../shared)")
-        role = cni.replace("-", "_")
         proc = ansible_playbook(
             "--check", "--diff",
             "-i", str(_inventory(tmp_path)), "playbooks/cni.yml",
             "-e", f"cnilab_cni={cni}", "-e", f"cnilab_cni_mode={mode}",
             "-e", "cnilab_cni_policy=true", "-e", f"cnilab_profile={profile}",
-            "-e", f"cni_{role}_from_file={upstream / relative}",
+            "-e", f"cni_manifest_from_file={upstream / relative}",
             "-e", f"cni_manifest_path={tmp_path / (cni + '.yaml')}",
             timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -183,3 +182,24 @@ def test_cilium_configuration_check_reads_the_agents_config_map() -> None:
         "cilium-config tunnel is 'vxlan', the mode needs 'disabled'"]
     # plugins without an agent-config check have nothing to say here
     assert cni_config_problems("flannel", "vxlan", "current", {}) == []
+
+
+def test_argument_spec_choices_are_the_catalogs() -> None:
+    """Every role option that names a plugin or a mode offers exactly what the catalog
+    (cnilab/catalog/modes.yml) has: plugins installed by that role, a plugin's modes."""
+    from cnilab.modes import catalog, plugin_facts
+
+    specs = {p.parent.parent.name: yaml.safe_load(p.read_text())["argument_specs"]["main"]
+             ["options"] for p in (ROOT / "roles").glob("cni_*/meta/argument_specs.yml")}
+    assert sorted(specs) == ["cni_cilium", "cni_manifest"]
+    installed_by = {"cni_manifest": "manifest", "cni_cilium": "helm"}
+    for role, options in specs.items():
+        plugins = sorted(c for c, f in plugin_facts().items()
+                         if f.install == installed_by[role])
+        if f"{role}_cni" in options:
+            assert sorted(options[f"{role}_cni"]["choices"]) == plugins, role
+        mode = options.get(f"{role}_mode", {})
+        if "choices" in mode:
+            assert len(plugins) == 1, role      # one plugin: its modes are the choices
+            assert sorted(mode["choices"]) == sorted(catalog()[plugins[0]]), role
+    assert "choices" in specs["cni_cilium"]["cni_cilium_mode"]

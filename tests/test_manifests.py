@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from cnilab.cni import flannel
 from cnilab.cni.base import ClusterNetwork
+from cnilab.cni.registry import plugin
 from cnilab.errors import CnilabError, InputError
 from cnilab.manifests import lock
 from cnilab.manifests.render import parse_documents, release, render
@@ -61,8 +61,8 @@ def _flannel_args(documents: list[dict[str, Any]]) -> list[list[str]]:
 
 @pytest.mark.parametrize("mode", ["vxlan", "host-gw"])
 def test_flannel_patch_on_a_manifest_of_the_same_shape(mode: str) -> None:
-    documents = flannel.patch(parse_documents((MINI / "flannel-mini.yml").read_bytes(), "mini"),
-                              mode, NETWORK, "v0")
+    mini = parse_documents((MINI / "flannel-mini.yml").read_bytes(), "mini")
+    documents = plugin("flannel").patch(mini, mode, NETWORK, "v0")
     assert _net_conf(documents) == {"Network": "10.244.0.0/16", "Backend": {"Type": mode}}
     (args,) = _flannel_args(documents)
     assert args == ["--ip-masq", "--kube-subnet-mgr",
@@ -110,13 +110,13 @@ def test_flannel_paper_release_patches_every_architecture_daemonset() -> None:
 def test_flannel_refuses_a_forced_mtu_and_unknown_modes() -> None:
     documents = parse_documents((MINI / "flannel-mini.yml").read_bytes(), "mini")
     with pytest.raises(InputError, match="has no MTU setting"):
-        flannel.patch(documents, "vxlan", ClusterNetwork("10.244.0.0/16", ("10.0.0.1",), 1400),
-                      "v0.28.9")
+        plugin("flannel").patch(documents, "vxlan",
+                                ClusterNetwork("10.244.0.0/16", ("10.0.0.1",), 1400), "v0.28.9")
     with pytest.raises(InputError, match="flannel mode 'ipip': one of vxlan, host-gw"):
-        flannel.patch(documents, "ipip", NETWORK, "v0.28.9")
+        plugin("flannel").patch(documents, "ipip", NETWORK, "v0.28.9")
     broken = [d for d in documents if d["kind"] != "ConfigMap"]
     with pytest.raises(InputError, match="expected one ConfigMap 'kube-flannel-cfg', found 0"):
-        flannel.patch(broken, "vxlan", NETWORK, "v0.28.9")
+        plugin("flannel").patch(broken, "vxlan", NETWORK, "v0.28.9")
 
 
 def test_locked_sha256_of_every_pinned_file_matches_the_upstream_record() -> None:
@@ -232,7 +232,7 @@ def test_kube_router_as_the_service_proxy() -> None:
     from cnilab.cni.base import ModeOptions
 
     options = ModeOptions(replace_kube_proxy=True)
-    assert kube_router.skips_kube_proxy("bgp", options)
+    assert plugin("kube-router").skips_kube_proxy("bgp", options)
     path = _upstream("kube-router/v2.11.1/kubeadm-kuberouter.yaml")
     rendered = render("kube-router", "bgp", "current", NETWORK, from_file=path,
                       options=options)
@@ -380,10 +380,8 @@ def test_weave_paper_release_patched_and_valid(mode: str, policy: bool) -> None:
 
 
 def test_weave_last_upstream_release_on_current_kubernetes() -> None:
-    from cnilab.cni import weave
-
     data = _upstream("weave/v2.8.1/weave-daemonset-k8s-1.11.yaml").read_bytes()
-    documents = weave.patch(parse_documents(data, "weave 2.8.1"), "fastdp",
+    documents = plugin("weave").patch(parse_documents(data, "weave 2.8.1"), "fastdp",
                             ClusterNetwork(NETWORK.pod_cidr, NETWORK.node_ips, mtu=1400),
                             "2.8.1")
     found = _weave_containers(documents)
@@ -424,7 +422,7 @@ def test_cilium_current_values_valid_against_the_chart_schema(mode: str, replace
     assert values["policyEnforcementMode"] == "default"
     assert rendered.text(NETWORK, "test").splitlines()[0].endswith(
         "policy on" if policy else "policy off")
-    assert cilium.skips_kube_proxy(mode, options) == replace
+    assert plugin("cilium").skips_kube_proxy(mode, options) == replace
     defaults = yaml.safe_load(values_file.read_text())
     jsonschema.validate(cilium.merged(defaults, values), schema)
     # every key cnilab sets is a key of the chart
@@ -468,7 +466,7 @@ def test_cilium_policy_engine_off_is_its_own_labelled_setting() -> None:
                                                                 "policy engine off")
     values = cilium.overrides("vxlan", NETWORK, "1.20.0", never)
     assert values["policyEnforcementMode"] == "never"
-    assert cilium.config_problems("vxlan", "1.20.0", never, {
+    assert plugin("cilium").config_problems("vxlan", "1.20.0", never, {
         "routing-mode": "tunnel", "tunnel-protocol": "vxlan",
         "kube-proxy-replacement": "false", "enable-policy": "default"}) == [
         "cilium-config enable-policy is 'default', the mode needs 'never'"]

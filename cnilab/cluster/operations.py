@@ -93,17 +93,13 @@ def cgroup_required(profile: str) -> str:
 
 
 def check_cni(choice: CniChoice) -> None:
-    """A plugin cnilab has a role for, in one of its modes."""
+    """A plugin cnilab can install, in one of its modes, with settings it offers."""
     from cnilab.cni.registry import plugin_for
 
-    module = plugin_for(choice.cni, choice.mode)
-    if not choice.policy_engine and not module.SWITCHES_POLICY_ENGINE:
+    plugin = plugin_for(choice.cni, choice.mode)
+    if not choice.policy_engine and not plugin.facts.switches_policy_engine:
         raise InputError(f"--policy never: {choice.cni}'s policy engine cannot be switched "
                          "off; it takes --policy on or off")
-    role = paths.project_root() / "roles" / f"cni_{choice.cni.replace('-', '_')}"
-    if not role.is_dir():
-        raise InputError(f"--cni {choice.cni}: its manifest is patched (`cnilab manifest`) "
-                         f"but roles/{role.name} does not exist yet")
 
 
 def prepare(action: str, inventory: Path, profile: str, out: Path | None,

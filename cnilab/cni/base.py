@@ -1,12 +1,14 @@
-"""The interface every plugin module implements, and the settings patches receive."""
+"""The interface every plugin implements, and the settings patches receive."""
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from cnilab.errors import InputError
+from cnilab.modes import Mode, PluginFacts, catalog, plugin_facts
 
 Document = dict[str, Any]
 
@@ -57,20 +59,6 @@ def policy_options(choice: str, replace_kube_proxy: bool = False) -> ModeOptions
 DEFAULT_OPTIONS = ModeOptions()
 
 
-def require_mode(plugin: str, mode: str, modes: tuple[str, ...] | dict[str, Any],
-                 options: ModeOptions, replaces_kube_proxy: bool = False) -> None:
-    """The common refusals: a mode the plugin does not have, or kube-proxy replacement
-    asked of a plugin (or chart) that does not offer it here."""
-    if mode not in modes:
-        raise InputError(f"{plugin} mode '{mode}': one of {', '.join(modes)}")
-    if options.replace_kube_proxy and not replaces_kube_proxy:
-        raise InputError(f"{plugin}: kube-proxy replacement is not a mode of the study "
-                         "for this plugin")
-    if not options.policy_engine:
-        raise InputError(f"{plugin}: its policy engine cannot be switched off (--policy "
-                         "never); use --policy off (no policies)")
-
-
 def env_list(container: Document) -> list[Document]:
     """A container's env list (created when upstream has none)."""
     env = container.get("env")
@@ -90,32 +78,6 @@ def set_flag(args: list[str], flag: str, value: str) -> list[str]:
     """``--flag=value`` replacing any earlier ``--flag`` / ``--flag=...``."""
     kept = [a for a in args if a != flag and not a.startswith(flag + "=")]
     return [*kept, f"{flag}={value}"]
-
-
-class Plugin(Protocol):
-    """A CNI plugin's real-cluster knowledge."""
-
-    name: str
-
-    def modes(self) -> tuple[str, ...]:
-        """Modes of the study this plugin can be installed in."""
-        ...
-
-    def patch(self, documents: list[Document], mode: str, network: ClusterNetwork,
-              version: str, options: ModeOptions) -> list[Document]:
-        """The upstream documents, patched structurally for ``mode``."""
-        ...
-
-    def skips_kube_proxy(self, mode: str, options: ModeOptions) -> bool:
-        """Whether kubeadm must skip its kube-proxy addon for this mode."""
-        ...
-
-    def mode_problems(self, mode: str, links: list[Document], routes: list[Document],
-                      peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
-        """What in one node's ``ip -j -d link`` / ``ip -j route`` shows that ``mode`` is not
-        the datapath running; ``peers`` maps every other node to (node_ip, podCIDR).
-        Empty: the intended mode is the one running."""
-        ...
 
 
 def find(documents: list[Document], kind: str, name: str, where: str) -> Document:
@@ -146,3 +108,57 @@ def flatten(documents: list[Any]) -> list[Document]:
         else:
             out.append(document)
     return out
+
+
+class Plugin(ABC):
+    """A CNI plugin's real-cluster knowledge: how its upstream install file is patched
+    for a mode, and how a node shows which mode runs. What a mode *is* (its modes,
+    ports, VNIs) and the plugin's cluster facts come from the catalog
+    (cnilab/catalog/modes.yml), never from the subclass."""
+
+    name: str
+
+    @property
+    def facts(self) -> PluginFacts:
+        return plugin_facts()[self.name]
+
+    def modes(self) -> tuple[str, ...]:
+        """Modes of the study this plugin can be installed in."""
+        return tuple(catalog()[self.name])
+
+    def mode(self, mode: str) -> Mode:
+        return catalog()[self.name][mode]
+
+    def skips_kube_proxy(self, mode: str, options: ModeOptions) -> bool:
+        """Whether kubeadm must skip its kube-proxy addon for this mode."""
+        return options.replace_kube_proxy and self.facts.replaces_kube_proxy
+
+    def require(self, mode: str, options: ModeOptions) -> None:
+        """The common refusals: a mode the plugin does not have, kube-proxy replacement
+        or a switched-off policy engine asked of a plugin that does not offer it."""
+        if mode not in self.modes():
+            raise InputError(f"{self.name} mode '{mode}': one of {', '.join(self.modes())}")
+        if options.replace_kube_proxy and not self.facts.replaces_kube_proxy:
+            raise InputError(f"{self.name}: kube-proxy replacement is not a mode of the "
+                             "study for this plugin")
+        if not options.policy_engine and not self.facts.switches_policy_engine:
+            raise InputError(f"{self.name}: its policy engine cannot be switched off "
+                             "(--policy never); use --policy off (no policies)")
+
+    @abstractmethod
+    def patch(self, documents: list[Document], mode: str, network: ClusterNetwork,
+              version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+        """The upstream documents, patched structurally for ``mode``."""
+
+    @abstractmethod
+    def mode_problems(self, mode: str, links: list[Document], routes: list[Document],
+                      peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
+        """What in one node's ``ip -j -d link`` / ``ip -j route`` shows that ``mode`` is not
+        the datapath running; ``peers`` maps every other node to (node_ip, podCIDR).
+        Empty: the intended mode is the one running."""
+
+    def config_problems(self, mode: str, version: str, options: ModeOptions,
+                        config: dict[str, str]) -> list[str]:
+        """What the agent's own configuration, read from the cluster, says against the
+        mode (plugins that have such a configuration); empty by default."""
+        return []

@@ -26,18 +26,13 @@ from cnilab.cni.base import (
     ClusterNetwork,
     Document,
     ModeOptions,
+    Plugin,
     containers,
     find,
-    require_mode,
     set_env,
 )
 from cnilab.errors import InputError
 
-name = "calico"
-# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
-REPLACES_KUBE_PROXY = False
-# Whether its policy engine can be switched off (--policy never)
-SWITCHES_POLICY_ENGINE = False
 # mode -> (calico_backend, IPv4 pool IPIP, IPv4 pool VXLAN)
 MODES = {"bgp": ("bird", "Never", "Never"),
          "ipip": ("bird", "Always", "Never"),
@@ -53,43 +48,6 @@ AUTO_MTU_FROM = (3, 17)
 def _major_minor(version: str) -> tuple[int, int]:
     major, minor = (int(p) for p in version.lstrip("v").split(".")[:2])
     return major, minor
-
-
-def modes() -> tuple[str, ...]:
-    return tuple(MODES)
-
-
-def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
-    return False
-
-
-def patch(documents: list[Document], mode: str, network: ClusterNetwork,
-          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    require_mode(name, mode, MODES, options)
-    where = f"calico.yaml {version}"
-    backend, ipip, vxlan = MODES[mode]
-    config = find(documents, "ConfigMap", "calico-config", where)
-    config["data"]["calico_backend"] = backend
-    config["data"]["veth_mtu"] = _veth_mtu(mode, network, version)
-    daemonset = find(documents, "DaemonSet", "calico-node", where)
-    nodes = [c for c in containers(daemonset, "calico-node")
-             if any(e.get("name") == "CALICO_IPV4POOL_IPIP" for e in c.get("env") or [])]
-    if len(nodes) != 1:
-        raise InputError(f"{where}: expected one calico-node container with the pool env, "
-                         f"found {len(nodes)}: the upstream file changed shape")
-    node = nodes[0]
-    set_env(node, "CALICO_IPV4POOL_CIDR", network.pod_cidr)
-    set_env(node, "CALICO_IPV4POOL_IPIP", ipip)
-    set_env(node, "CALICO_IPV4POOL_VXLAN", vxlan)
-    set_env(node, "CALICO_IPV6POOL_VXLAN", "Never")
-    set_env(node, "IP_AUTODETECTION_METHOD",
-            "cidr=" + ",".join(f"{ip}/32" for ip in network.node_ips))
-    if backend != "bird":
-        for probe in ("livenessProbe", "readinessProbe"):
-            command = node.get(probe, {}).get("exec", {}).get("command")
-            if command:
-                command[:] = [c for c in command if c not in BIRD_CHECKS]
-    return documents
 
 
 def _veth_mtu(mode: str, network: ClusterNetwork, version: str) -> str:
@@ -108,49 +66,80 @@ def _veth_mtu(mode: str, network: ClusterNetwork, version: str) -> str:
 
 # the device each mode carries remote pod traffic over (None: the node NIC, BGP-learned)
 TUNNEL_DEVICE = {"bgp": None, "ipip": "tunl0", "vxlan": "vxlan.calico"}
-VXLAN = {"id": 4096, "port": 4789}
 
 
-def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
-    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
-    ``ip -j route``: the tunnel device the mode needs (and not the others'), and every
-    route to a remote pod block through that device (BGP: via a peer's node_ip, learned
-    by BIRD). Calico allocates /26 blocks as pods appear, so a node may have no remote
-    routes yet; those it has must all take the mode's path."""
-    problems = []
-    node_ips = {node_ip for node_ip, _ in peers.values()}
-    names = {link.get("ifname"): link for link in links}
-    expected = TUNNEL_DEVICE[mode]
-    vxlan = names.get("vxlan.calico")
-    if mode == "vxlan":
-        info = ((vxlan or {}).get("linkinfo") or {}).get("info_data") or {}
-        if vxlan is None:
-            problems.append("no vxlan.calico device: not Calico's VXLAN mode")
-        elif (info.get("id"), info.get("port")) != (VXLAN["id"], VXLAN["port"]):
-            problems.append(f"vxlan.calico has VNI {info.get('id')} port {info.get('port')}, "
-                            "Calico uses VNI 4096, UDP 4789")
-    elif vxlan is not None:
-        problems.append(f"vxlan.calico exists: the VXLAN mode is (or was) running, not {mode}")
-    if mode == "ipip" and "tunl0" not in names:
-        problems.append("no tunl0 device: not Calico's IP-in-IP mode")
-    pods = ipaddress.IPv4Network(pod_cidr)
-    for route in routes:
-        dst = str(route.get("dst", ""))
-        dev = str(route.get("dev", ""))
-        if "/" not in dst or route.get("type") == "blackhole" or dev.startswith("cali"):
-            continue
-        try:
-            if not ipaddress.IPv4Network(dst, strict=False).subnet_of(pods):
+class Calico(Plugin):
+    name = "calico"
+
+    def patch(self, documents: list[Document], mode: str, network: ClusterNetwork,
+              version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+        self.require(mode, options)
+        where = f"calico.yaml {version}"
+        backend, ipip, vxlan = MODES[mode]
+        config = find(documents, "ConfigMap", "calico-config", where)
+        config["data"]["calico_backend"] = backend
+        config["data"]["veth_mtu"] = _veth_mtu(mode, network, version)
+        daemonset = find(documents, "DaemonSet", "calico-node", where)
+        nodes = [c for c in containers(daemonset, "calico-node")
+                 if any(e.get("name") == "CALICO_IPV4POOL_IPIP" for e in c.get("env") or [])]
+        if len(nodes) != 1:
+            raise InputError(f"{where}: expected one calico-node container with the pool env, "
+                             f"found {len(nodes)}: the upstream file changed shape")
+        node = nodes[0]
+        set_env(node, "CALICO_IPV4POOL_CIDR", network.pod_cidr)
+        set_env(node, "CALICO_IPV4POOL_IPIP", ipip)
+        set_env(node, "CALICO_IPV4POOL_VXLAN", vxlan)
+        set_env(node, "CALICO_IPV6POOL_VXLAN", "Never")
+        set_env(node, "IP_AUTODETECTION_METHOD",
+                "cidr=" + ",".join(f"{ip}/32" for ip in network.node_ips))
+        if backend != "bird":
+            for probe in ("livenessProbe", "readinessProbe"):
+                command = node.get(probe, {}).get("exec", {}).get("command")
+                if command:
+                    command[:] = [c for c in command if c not in BIRD_CHECKS]
+        return documents
+
+    def mode_problems(self, mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                      peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
+        """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+        ``ip -j route``: the tunnel device the mode needs (and not the others'), and every
+        route to a remote pod block through that device (BGP: via a peer's node_ip, learned
+        by BIRD). Calico allocates /26 blocks as pods appear, so a node may have no remote
+        routes yet; those it has must all take the mode's path."""
+        problems = []
+        node_ips = {node_ip for node_ip, _ in peers.values()}
+        names = {link.get("ifname"): link for link in links}
+        expected = TUNNEL_DEVICE[mode]
+        vxlan = names.get("vxlan.calico")
+        wanted = self.mode("vxlan")
+        if mode == "vxlan":
+            info = ((vxlan or {}).get("linkinfo") or {}).get("info_data") or {}
+            if vxlan is None:
+                problems.append("no vxlan.calico device: not Calico's VXLAN mode")
+            elif (info.get("id"), info.get("port")) != (wanted.vni, wanted.udp_port):
+                problems.append(f"vxlan.calico has VNI {info.get('id')} port {info.get('port')}, "
+                                f"Calico uses VNI {wanted.vni}, UDP {wanted.udp_port}")
+        elif vxlan is not None:
+            problems.append(f"vxlan.calico exists: the VXLAN mode is (or was) running, not {mode}")
+        if mode == "ipip" and "tunl0" not in names:
+            problems.append("no tunl0 device: not Calico's IP-in-IP mode")
+        pods = ipaddress.IPv4Network(pod_cidr)
+        for route in routes:
+            dst = str(route.get("dst", ""))
+            dev = str(route.get("dev", ""))
+            if "/" not in dst or route.get("type") == "blackhole" or dev.startswith("cali"):
                 continue
-        except (ValueError, TypeError):
-            continue
-        if expected is not None and dev != expected:
-            problems.append(f"{dst} goes via {dev}, not {expected}: not Calico {mode}")
-        elif expected is None:
-            if dev in ("tunl0", "vxlan.calico"):
-                problems.append(f"{dst} goes via {dev}: encapsulated, not plain BGP")
-            elif route.get("gateway") not in node_ips or route.get("protocol") != "bird":
-                problems.append(f"{dst} via {route.get('gateway')} (proto "
-                                f"{route.get('protocol')}) is not a BGP route to a peer node")
-    return problems
+            try:
+                if not ipaddress.IPv4Network(dst, strict=False).subnet_of(pods):
+                    continue
+            except (ValueError, TypeError):
+                continue
+            if expected is not None and dev != expected:
+                problems.append(f"{dst} goes via {dev}, not {expected}: not Calico {mode}")
+            elif expected is None:
+                if dev in ("tunl0", "vxlan.calico"):
+                    problems.append(f"{dst} goes via {dev}: encapsulated, not plain BGP")
+                elif route.get("gateway") not in node_ips or route.get("protocol") != "bird":
+                    problems.append(f"{dst} via {route.get('gateway')} (proto "
+                                    f"{route.get('protocol')}) is not a BGP route to a peer node")
+        return problems

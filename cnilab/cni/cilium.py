@@ -31,24 +31,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnilab.cni.base import DEFAULT_OPTIONS, ClusterNetwork, Document, ModeOptions
+from cnilab.cni.base import DEFAULT_OPTIONS, ClusterNetwork, Document, ModeOptions, Plugin
 from cnilab.errors import InputError
 
-name = "cilium"
-# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
-REPLACES_KUBE_PROXY = True
-# Whether its policy engine can be switched off (--policy never)
-SWITCHES_POLICY_ENGINE = True
-MODES = ("vxlan", "native")
 API_SERVER_PORT = 6443
-
-
-def modes() -> tuple[str, ...]:
-    return MODES
-
-
-def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
-    return options.replace_kube_proxy
 
 
 def _major_minor(version: str) -> tuple[int, int]:
@@ -59,8 +45,7 @@ def _major_minor(version: str) -> tuple[int, int]:
 def overrides(mode: str, network: ClusterNetwork, version: str,
               options: ModeOptions) -> dict[str, Any]:
     """The values cnilab sets, in the chart version's layout."""
-    if mode not in MODES:
-        raise InputError(f"cilium mode '{mode}': one of {', '.join(MODES)}")
+    CILIUM.require(mode, options)
     api_server = network.node_ips[0]        # the control plane is the inventory's first
     if _major_minor(version) >= (1, 15):
         values: dict[str, Any] = {
@@ -107,55 +92,59 @@ def merged(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def patch(documents: list[Document], mode: str, network: ClusterNetwork,
-          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    """``documents`` is the chart's values.yaml; the result is the values file to pass
-    to ``helm install -f`` (only cnilab's settings)."""
-    if len(documents) != 1:
-        raise InputError(f"cilium {version}: expected the chart's values.yaml (one document)")
-    return [overrides(mode, network, version, options)]
+class Cilium(Plugin):
+    name = "cilium"
 
+    def patch(self, documents: list[Document], mode: str, network: ClusterNetwork,
+              version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+        """``documents`` is the chart's values.yaml; the result is the values file to pass
+        to ``helm install -f`` (only cnilab's settings)."""
+        if len(documents) != 1:
+            raise InputError(f"cilium {version}: expected the chart's values.yaml (one document)")
+        return [overrides(mode, network, version, options)]
 
-def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
-    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
-    ``ip -j route``: Cilium's ``cilium_host`` always; ``cilium_vxlan`` in tunnel mode
-    and not in native routing, where each peer's pod subnet must instead be routed via
-    the peer's node_ip (autoDirectNodeRoutes)."""
-    problems = []
-    names = {link.get("ifname") for link in links}
-    if "cilium_host" not in names:
-        problems.append("no cilium_host device: the Cilium agent has not set up this node")
-    if mode == "vxlan" and "cilium_vxlan" not in names:
-        problems.append("no cilium_vxlan device: not Cilium's VXLAN tunnel mode")
-    if mode == "native":
-        if "cilium_vxlan" in names:
-            problems.append("cilium_vxlan exists: tunnel mode is (or was) running, not native")
-        for peer, (node_ip, pod_cidr) in sorted(peers.items()):
-            route = next((r for r in routes if r.get("dst") == pod_cidr), None)
-            if route is None or route.get("gateway") != node_ip:
-                problems.append(f"{pod_cidr} ({peer}) is not routed via {peer}'s node_ip "
-                                f"{node_ip}: not native routing with direct node routes")
-    return problems
+    def mode_problems(self, mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                      peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
+        """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+        ``ip -j route``: Cilium's ``cilium_host`` always; ``cilium_vxlan`` in tunnel mode
+        and not in native routing, where each peer's pod subnet must instead be routed via
+        the peer's node_ip (autoDirectNodeRoutes)."""
+        problems = []
+        names = {link.get("ifname") for link in links}
+        if "cilium_host" not in names:
+            problems.append("no cilium_host device: the Cilium agent has not set up this node")
+        if mode == "vxlan" and "cilium_vxlan" not in names:
+            problems.append("no cilium_vxlan device: not Cilium's VXLAN tunnel mode")
+        if mode == "native":
+            if "cilium_vxlan" in names:
+                problems.append("cilium_vxlan exists: tunnel mode is (or was) running, not native")
+            for peer, (node_ip, pod_cidr) in sorted(peers.items()):
+                route = next((r for r in routes if r.get("dst") == pod_cidr), None)
+                if route is None or route.get("gateway") != node_ip:
+                    problems.append(f"{pod_cidr} ({peer}) is not routed via {peer}'s node_ip "
+                                    f"{node_ip}: not native routing with direct node routes")
+        return problems
 
-
-def config_problems(mode: str, version: str, options: ModeOptions,
-                    config: dict[str, str]) -> list[str]:
-    """Whether the agent's own configuration (ConfigMap ``cilium-config``, what the chart
-    rendered from cnilab's values) is the intended mode: routing mode and tunnel
-    protocol, kube-proxy replacement, policy enforcement. Read from the cluster after
-    install, beside the datapath check on every node."""
-    if _major_minor(version) >= (1, 15):
-        wanted = {"routing-mode": "tunnel" if mode == "vxlan" else "native",
-                  "kube-proxy-replacement": "true" if options.replace_kube_proxy else "false",
-                  "enable-policy": "default" if options.policy_engine else "never"}
-        if mode == "vxlan":
-            wanted["tunnel-protocol"] = "vxlan"
+    def config_problems(self, mode: str, version: str, options: ModeOptions,
+                        config: dict[str, str]) -> list[str]:
+        """Whether the agent's own configuration (ConfigMap ``cilium-config``, what the chart
+        rendered from cnilab's values) is the intended mode: routing mode and tunnel
+        protocol, kube-proxy replacement, policy enforcement. Read from the cluster after
+        install, beside the datapath check on every node."""
+        if _major_minor(version) >= (1, 15):
+            wanted = {"routing-mode": "tunnel" if mode == "vxlan" else "native",
+                      "kube-proxy-replacement": "true" if options.replace_kube_proxy else "false",
+                      "enable-policy": "default" if options.policy_engine else "never"}
+            if mode == "vxlan":
+                wanted["tunnel-protocol"] = "vxlan"
+            else:
+                wanted["auto-direct-node-routes"] = "true"
         else:
-            wanted["auto-direct-node-routes"] = "true"
-    else:
-        wanted = {"tunnel": "vxlan" if mode == "vxlan" else "disabled",
-                  "kube-proxy-replacement": "strict" if options.replace_kube_proxy
-                  else "disabled"}
-    return [f"cilium-config {key} is {config.get(key, '(unset)')!r}, the mode needs {value!r}"
-            for key, value in wanted.items() if config.get(key) != value]
+            wanted = {"tunnel": "vxlan" if mode == "vxlan" else "disabled",
+                      "kube-proxy-replacement": "strict" if options.replace_kube_proxy
+                      else "disabled"}
+        return [f"cilium-config {key} is {config.get(key, '(unset)')!r}, the mode needs {value!r}"
+                for key, value in wanted.items() if config.get(key) != value]
+
+
+CILIUM = Cilium()

@@ -24,18 +24,13 @@ from cnilab.cni.base import (
     ClusterNetwork,
     Document,
     ModeOptions,
+    Plugin,
     containers,
     find,
-    require_mode,
     set_flag,
 )
 from cnilab.errors import InputError
 
-name = "kube-router"
-# Whether a mode can serve Services itself, with kubeadm skipping kube-proxy
-REPLACES_KUBE_PROXY = True
-# Whether its policy engine can be switched off (--policy never)
-SWITCHES_POLICY_ENGINE = False
 OVERLAY = {"bgp": None, "overlay-subnet": "subnet", "overlay-full": "full"}
 IMAGE = "docker.io/cloudnativelabs/kube-router"
 KUBECONFIG_MAP = "cnilab-kube-router-kubeconfig"
@@ -44,69 +39,10 @@ API_SERVER_PORT = 6443
 IPIP_OVERHEAD = 20
 
 
-def modes() -> tuple[str, ...]:
-    return tuple(OVERLAY)
-
-
-def skips_kube_proxy(mode: str, options: ModeOptions) -> bool:
-    return options.replace_kube_proxy
-
-
 def _auto_mtu_flag(version: str) -> bool:
     """--auto-mtu exists from v1.1.0 on."""
     major, minor = (int(p) for p in version.lstrip("v").split(".")[:2])
     return (major, minor) >= (1, 1)
-
-
-def patch(documents: list[Document], mode: str, network: ClusterNetwork,
-          version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
-    require_mode(name, mode, OVERLAY, options, REPLACES_KUBE_PROXY)
-    where = f"kubeadm-kuberouter.yaml {version}"
-    daemonset = find(documents, "DaemonSet", "kube-router", where)
-    agents = [c for c in containers(daemonset, "kube-router") if "args" in c]
-    if len(agents) != 1:
-        raise InputError(f"{where}: expected one kube-router container with args, found "
-                         f"{len(agents)}: the upstream file changed shape; update the patcher")
-    agent = agents[0]
-    args = list(agent["args"])
-    args = set_flag(args, "--run-router", "true")
-    args = set_flag(args, "--run-firewall", "true" if options.policy else "false")
-    args = set_flag(args, "--run-service-proxy",
-                    "true" if options.replace_kube_proxy else "false")
-    if options.replace_kube_proxy:
-        args = _serve_services(documents, daemonset, args, network, where)
-    overlay = OVERLAY[mode]
-    args = set_flag(args, "--enable-overlay", "false" if overlay is None else "true")
-    if overlay is not None:
-        args = set_flag(args, "--overlay-type", overlay)
-    else:
-        args = [a for a in args if not a.startswith("--overlay-type")]
-    config = find(documents, "ConfigMap", "kube-router-cfg", where)
-    cni_conf = json.loads(config["data"]["cni-conf.json"])
-    bridge = next((p for p in cni_conf.get("plugins", []) if p.get("type") == "bridge"), None)
-    if bridge is None:
-        raise InputError(f"{where}: cni-conf.json has no bridge plugin; update the patcher")
-    if options.replace_kube_proxy:
-        bridge["hairpinMode"] = True   # a pod reaching itself through its own Service
-    if network.mtu is not None:
-        bridge["mtu"] = network.mtu
-        if _auto_mtu_flag(version):
-            args = set_flag(args, "--auto-mtu", "false")
-    elif not _auto_mtu_flag(version):
-        if network.node_mtu is None:
-            raise InputError(f"kube-router {version} cannot derive the pod MTU (no "
-                             "--auto-mtu): give the MTU (node MTU, minus 20 with the IP-in-IP "
-                             "overlay), or deploy on nodes whose MTU cnilab reads")
-        # what --auto-mtu computes in later releases: the node's, less the IP-in-IP header
-        bridge["mtu"] = network.node_mtu - (IPIP_OVERHEAD if overlay is not None else 0)
-    config["data"]["cni-conf.json"] = json.dumps(cni_conf, indent=2) + "\n"
-    agent["args"] = args
-    for container in daemonset["spec"]["template"]["spec"].get("initContainers", []) + \
-            daemonset["spec"]["template"]["spec"]["containers"]:
-        if container.get("image", "").split(":")[0] == IMAGE:
-            container["image"] = f"{IMAGE}:{version}"
-            container["imagePullPolicy"] = "IfNotPresent"
-    return documents
 
 
 def _serve_services(documents: list[Document], daemonset: Document, args: list[str],
@@ -149,27 +85,80 @@ def _serve_services(documents: list[Document], daemonset: Document, args: list[s
     return set_flag(args, "--kubeconfig", f"{KUBECONFIG_DIR}/kubeconfig")
 
 
-def mode_problems(mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
-                  peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
-    """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
-    ``ip -j route``; ``peers`` maps every other node to (node_ip, podCIDR). Pods hang on
-    the kube-bridge bridge; each peer's pod subnet is routed via the peer's node_ip
-    (BGP, no overlay), through an IP-in-IP ``tun-*`` device (overlay full), or either
-    (overlay subnet: tunnels only to nodes in other subnets)."""
-    problems = []
-    names = {link.get("ifname") for link in links}
-    if "kube-bridge" not in names:
-        problems.append("no kube-bridge bridge: pods are not attached by kube-router")
-    for peer, (node_ip, pod_cidr) in sorted(peers.items()):
-        route = next((r for r in routes if r.get("dst") == pod_cidr), None)
-        if route is None:
-            problems.append(f"no route to {peer}'s pod subnet {pod_cidr}")
-            continue
-        direct = route.get("gateway") == node_ip and not str(route.get("dev", "")).startswith(
-            "tun-")
-        tunnel = str(route.get("dev", "")).startswith("tun-")
-        allowed = {"bgp": direct, "overlay-full": tunnel, "overlay-subnet": direct or tunnel}
-        if not allowed[mode]:
-            problems.append(f"{pod_cidr} ({peer}) goes via {route.get('gateway') or '-'} dev "
-                            f"{route.get('dev')}: not kube-router {mode}")
-    return problems
+class KubeRouter(Plugin):
+    name = "kube-router"
+
+    def patch(self, documents: list[Document], mode: str, network: ClusterNetwork,
+              version: str, options: ModeOptions = DEFAULT_OPTIONS) -> list[Document]:
+        self.require(mode, options)
+        where = f"kubeadm-kuberouter.yaml {version}"
+        daemonset = find(documents, "DaemonSet", "kube-router", where)
+        agents = [c for c in containers(daemonset, "kube-router") if "args" in c]
+        if len(agents) != 1:
+            raise InputError(f"{where}: expected one kube-router container with args, found "
+                             f"{len(agents)}: the upstream file changed shape; update the patcher")
+        agent = agents[0]
+        args = list(agent["args"])
+        args = set_flag(args, "--run-router", "true")
+        args = set_flag(args, "--run-firewall", "true" if options.policy else "false")
+        args = set_flag(args, "--run-service-proxy",
+                        "true" if options.replace_kube_proxy else "false")
+        if options.replace_kube_proxy:
+            args = _serve_services(documents, daemonset, args, network, where)
+        overlay = OVERLAY[mode]
+        args = set_flag(args, "--enable-overlay", "false" if overlay is None else "true")
+        if overlay is not None:
+            args = set_flag(args, "--overlay-type", overlay)
+        else:
+            args = [a for a in args if not a.startswith("--overlay-type")]
+        config = find(documents, "ConfigMap", "kube-router-cfg", where)
+        cni_conf = json.loads(config["data"]["cni-conf.json"])
+        bridge = next((p for p in cni_conf.get("plugins", []) if p.get("type") == "bridge"), None)
+        if bridge is None:
+            raise InputError(f"{where}: cni-conf.json has no bridge plugin; update the patcher")
+        if options.replace_kube_proxy:
+            bridge["hairpinMode"] = True   # a pod reaching itself through its own Service
+        if network.mtu is not None:
+            bridge["mtu"] = network.mtu
+            if _auto_mtu_flag(version):
+                args = set_flag(args, "--auto-mtu", "false")
+        elif not _auto_mtu_flag(version):
+            if network.node_mtu is None:
+                raise InputError(f"kube-router {version} cannot derive the pod MTU (no "
+                                 "--auto-mtu): give the MTU (node MTU, minus 20 with the IP-in-IP "
+                                 "overlay), or deploy on nodes whose MTU cnilab reads")
+            # what --auto-mtu computes in later releases: the node's, less the IP-in-IP header
+            bridge["mtu"] = network.node_mtu - (IPIP_OVERHEAD if overlay is not None else 0)
+        config["data"]["cni-conf.json"] = json.dumps(cni_conf, indent=2) + "\n"
+        agent["args"] = args
+        for container in daemonset["spec"]["template"]["spec"].get("initContainers", []) + \
+                daemonset["spec"]["template"]["spec"]["containers"]:
+            if container.get("image", "").split(":")[0] == IMAGE:
+                container["image"] = f"{IMAGE}:{version}"
+                container["imagePullPolicy"] = "IfNotPresent"
+        return documents
+
+    def mode_problems(self, mode: str, links: list[dict[str, Any]], routes: list[dict[str, Any]],
+                      peers: dict[str, tuple[str, str]], pod_cidr: str) -> list[str]:
+        """Whether this node's datapath is ``mode``'s, from ``ip -j -d link`` and
+        ``ip -j route``; ``peers`` maps every other node to (node_ip, podCIDR). Pods hang on
+        the kube-bridge bridge; each peer's pod subnet is routed via the peer's node_ip
+        (BGP, no overlay), through an IP-in-IP ``tun-*`` device (overlay full), or either
+        (overlay subnet: tunnels only to nodes in other subnets)."""
+        problems = []
+        names = {link.get("ifname") for link in links}
+        if "kube-bridge" not in names:
+            problems.append("no kube-bridge bridge: pods are not attached by kube-router")
+        for peer, (node_ip, pod_cidr) in sorted(peers.items()):
+            route = next((r for r in routes if r.get("dst") == pod_cidr), None)
+            if route is None:
+                problems.append(f"no route to {peer}'s pod subnet {pod_cidr}")
+                continue
+            direct = route.get("gateway") == node_ip and not str(route.get("dev", "")).startswith(
+                "tun-")
+            tunnel = str(route.get("dev", "")).startswith("tun-")
+            allowed = {"bgp": direct, "overlay-full": tunnel, "overlay-subnet": direct or tunnel}
+            if not allowed[mode]:
+                problems.append(f"{pod_cidr} ({peer}) goes via {route.get('gateway') or '-'} dev "
+                                f"{route.get('dev')}: not kube-router {mode}")
+        return problems

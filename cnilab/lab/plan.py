@@ -15,7 +15,7 @@ from typing import Any
 
 from cnilab import paths
 from cnilab.errors import InputError
-from cnilab.modes import Mode, get_mode
+from cnilab.modes import Mode, catalog, get_mode
 from cnilab.network import POD_CIDR, SERVICE_CIDR
 
 PREFIX = "cnl"          # every namespace, link and file of the lab starts with this
@@ -113,8 +113,10 @@ def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
     except KeyError as exc:
         raise InputError(str(exc.args[0])) from None
     if policy not in info.policy_options:
+        with_policy = ", ".join(m.key for modes in catalog().values() for m in modes.values()
+                                if True in m.policy_options and m.lab_implemented)
         raise InputError(f"{cni}/{mode} has no network policy setting 'on' "
-                         "(modes with policy: calico/*, kube-router/bgp)")
+                         f"(modes with policy: {with_policy})")
     if not 2 <= hosts <= MAX_HOSTS:
         raise InputError(f"--hosts must be from 2 to {MAX_HOSTS}, got {hosts}")
     if not 1 <= pods_per_host <= MAX_PODS_PER_HOST:

@@ -105,7 +105,7 @@ def chart_values(archive: bytes, source: str) -> bytes:
 def render(cni: str, mode: str, profile: str, network: ClusterNetwork,
            from_file: Path | None = None, cache_dir: Path | None = None,
            options: ModeOptions | None = None) -> Rendered:
-    module = plugin_for(cni, mode)
+    plugin = plugin_for(cni, mode)
     version, url = release(cni, profile)
     if from_file is not None:
         if not from_file.is_file():
@@ -118,7 +118,7 @@ def render(cni: str, mode: str, profile: str, network: ClusterNetwork,
         source = url
     if source.endswith(".tgz"):
         data = chart_values(data, source)
-    documents = module.patch(parse_documents(data, source), mode, network, version,
+    documents = plugin.patch(parse_documents(data, source), mode, network, version,
                              options or ModeOptions())
     problems = custom_resource_problems(documents)
     if problems:

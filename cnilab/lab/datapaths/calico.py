@@ -251,8 +251,8 @@ class CalicoVxlan(_Calico):
 
     def build_host(self, host: HostPlan) -> bool:
         info = self.plan.mode_info
-        created = ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=int(info.vni or 4096),
-                               port=int(info.udp_port or 4789), local=host.underlay_ip,
+        created = ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=info.vxlan()[0],
+                               port=info.vxlan()[1], local=host.underlay_ip,
                                dev=host.underlay_if, mac=vtep_mac(host), mtu=info.mtu,
                                address=tunnel_address(host))
         blackhole = sh.ip(host.netns, "route", "show", "type", "blackhole").stdout

@@ -135,8 +135,8 @@ class CiliumVxlan(_Cilium):
     def build_host(self, host: HostPlan) -> bool:
         changed = super().build_host(host)
         info = self.plan.mode_info
-        created = ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=int(info.vni or 2),
-                               port=int(info.udp_port or 8472), local=host.underlay_ip,
+        created = ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=info.vxlan()[0],
+                               port=info.vxlan()[1], local=host.underlay_ip,
                                dev=host.underlay_if, mac=vtep_mac(host), mtu=info.mtu,
                                address=None)
         return changed or created

@@ -86,8 +86,8 @@ class FlannelVxlan(_Flannel):
 
     def build_host(self, host: HostPlan) -> bool:
         info = self.plan.mode_info
-        created = ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=int(info.vni or 1),
-                               port=int(info.udp_port or 8472), local=host.underlay_ip,
+        created = ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=info.vxlan()[0],
+                               port=info.vxlan()[1], local=host.underlay_ip,
                                dev=host.underlay_if, mac=vtep_mac(host), mtu=info.mtu,
                                address=vtep_address(host))
         return self._ensure_chains(host) or created

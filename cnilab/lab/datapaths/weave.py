@@ -21,6 +21,9 @@ from cnilab.lab.plan import HostPlan, PodPlan
 
 BRIDGE = "weave"
 VXLAN_DEVICE = "vxlan-6784"
+# weave's fast datapath carries the peers' identities in the VNI (no fixed value, the
+# catalog's vni is null): the lab's one device uses this one
+FASTDP_LAB_VNI = 1
 LOCAL_PODS_SET = "weave-local-pods"
 
 
@@ -53,8 +56,9 @@ class WeaveFastdp(Datapath):
                                      f"link set {BRIDGE} mtu {mtu} up"])
             changed = True
         info = self.plan.mode_info
-        if ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=int(info.vni or 1),
-                        port=int(info.udp_port or 6784), local=host.underlay_ip,
+        assert info.udp_port is not None, "the catalog gives weave fastdp its UDP port"
+        if ensure_vxlan(host.netns, name=VXLAN_DEVICE, vni=FASTDP_LAB_VNI,
+                        port=info.udp_port, local=host.underlay_ip,
                         dev=host.underlay_if, mac=host.mac("6a:77:00:00"), mtu=mtu,
                         address=None, learning=True):
             sh.ip_batch(host.netns, [f"link set {VXLAN_DEVICE} master {BRIDGE}"])

@@ -55,8 +55,8 @@ def cni_chart(cni: str, profile: str) -> dict[str, str]:
 
 def cni_skips_kube_proxy(cni: str, mode: str, replace_kube_proxy: bool = False) -> bool:
     """The shared interface kubeadm_init reads: is kube-proxy's addon skipped?"""
-    module = registry.plugin(_plain(cni))
-    return bool(module.skips_kube_proxy(_plain(mode),
+    plugin = registry.plugin(_plain(cni))
+    return bool(plugin.skips_kube_proxy(_plain(mode),
                                         ModeOptions(replace_kube_proxy=bool(replace_kube_proxy))))
 
 
@@ -64,8 +64,8 @@ def cni_mode_problems(cni: str, mode: str, links: list[dict[str, Any]],
                       routes: list[dict[str, Any]], peers: dict[str, list[str]],
                       pod_cidr: str = POD_CIDR) -> list[str]:
     """The plugin's own mode check (cnilab/cni/<plugin>.py) on one node's ip -j output."""
-    module = registry.plugin(_plain(cni))
-    return list(module.mode_problems(
+    plugin = registry.plugin(_plain(cni))
+    return list(plugin.mode_problems(
         _plain(mode), links, routes,
         {str(k): (str(v[0]), str(v[1])) for k, v in peers.items()}, _plain(pod_cidr)))
 
@@ -77,15 +77,27 @@ def cni_config_problems(cni: str, mode: str, profile: str, config: dict[str, Any
     plugins that have one (``config_problems`` in cnilab/cni/<plugin>.py); [] otherwise."""
     from cnilab.manifests.render import release
 
-    module = registry.plugin(_plain(cni))
-    check = getattr(module, "config_problems", None)
-    if check is None:
-        return []
     version, _ = release(_plain(cni), _plain(profile))
     options = ModeOptions(policy=bool(policy), replace_kube_proxy=bool(replace_kube_proxy),
                           policy_engine=bool(policy_engine))
-    return list(check(_plain(mode), version, options,
-                      {str(k): str(v) for k, v in (config or {}).items()}))
+    return list(registry.plugin(_plain(cni)).config_problems(
+        _plain(mode), version, options, {str(k): str(v) for k, v in (config or {}).items()}))
+
+
+def cni_facts(cni: str) -> dict[str, Any]:
+    """The plugin's cluster facts and modes from the catalog (cnilab/catalog/modes.yml):
+    how it is installed, its DaemonSets' selector, its state directories."""
+    from dataclasses import asdict
+
+    plugin = registry.plugin(_plain(cni))
+    return {**asdict(plugin.facts), "state_dirs": list(plugin.facts.state_dirs),
+            "modes": list(plugin.modes())}
+
+
+def with_cni_state_dirs(paths: list[str]) -> list[str]:
+    """``paths`` and every plugin's state directories (what node_reset watches)."""
+    extra = [d for p in registry.PLUGINS.values() for d in p.facts.state_dirs]
+    return list(dict.fromkeys([*map(_plain, paths), *extra]))
 
 
 def node_ip_mtu(addr_json: str, node_ip: str) -> int | None:
@@ -101,6 +113,8 @@ class FilterModule:
     """cnilab.cluster CNI filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"cni_manifest": cni_manifest, "cni_skips_kube_proxy": cni_skips_kube_proxy,
-                "cni_chart": cni_chart, "cni_mode_problems": cni_mode_problems,
+        return {"cni_manifest": cni_manifest, "cni_facts": cni_facts,
+                "with_cni_state_dirs": with_cni_state_dirs,
+                "cni_skips_kube_proxy": cni_skips_kube_proxy, "cni_chart": cni_chart,
+                "cni_mode_problems": cni_mode_problems,
                 "cni_config_problems": cni_config_problems, "node_ip_mtu": node_ip_mtu}
