@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnilab import machine, stats, toolversions
-from cnilab.bench import background as bg
-from cnilab.bench import cpu, perf, pinning
-from cnilab.bench.executor import Endpoint, Executor, ExecutorError
-from cnilab.bench.parsers import ParseError
+from cnilab.bench import perf, pinning, traffic
+from cnilab.bench.executor import Endpoint, Executor
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.bench.suites import TrafficSuite, get_suite
 from cnilab.bench.sweeps import Condition
@@ -159,14 +157,14 @@ def measure(
     background: tuple[Endpoint, Endpoint] | None = None,
 ) -> dict[str, Any]:
     """Run one traffic measurement, save its raw outputs, and return its record (never
-    raises for a failed measurement: the failure is the record).
+    raises for a failed measurement: the failure is the record). The stages are
+    cnilab.bench.traffic's: observe, save_raw, metrics.
 
     ``background`` is the endpoint pair for the cell's background flows, if any.
     """
     cell = measurement.cell
     suite = get_suite(cell.suite)
     assert isinstance(suite, TrafficSuite)
-    condition = Condition.from_items(cell.condition)
     resolved = suite.resolve(cell.params_dict())
     inv = suite.invocation(client, server, resolved)
     # pinning and perf act on this machine: only where the endpoints run here
@@ -176,8 +174,13 @@ def measure(
     if cpus is not None:
         inv = pinning.apply(inv, cpus)
     cell_slug, rep_label = _raw_paths(measurement)
-    client_raw = run.raw_path(seq, cell_slug, rep_label, "client", "json")
-    server_raw = run.raw_path(seq, cell_slug, rep_label, "server", "json")
+    files = traffic.RawFiles(
+        client=run.raw_path(seq, cell_slug, rep_label, "client", "json"),
+        server=run.raw_path(seq, cell_slug, rep_label, "server", "json"),
+        background=run.raw_path(seq, cell_slug, rep_label, "background", "json"),
+        root=run.path)
+    plan = traffic.background_plan(Condition.from_items(cell.condition), background,
+                                   suite.nominal_seconds(resolved))
     record = _base_record(measurement, run, seq)
     record.update({
         "params": resolved,
@@ -192,88 +195,16 @@ def measure(
         "endpoints": {"client": _endpoint_record(client), "server": _endpoint_record(server)},
     })
     started = time.monotonic()
-    handle = None
-    load: bg.BackgroundLoad | None = None
-    try:
-        handle = executor.start_server(server, inv.server_argv)
-        executor.wait_listening(handle, inv.port)
-        if condition.background_flows and background is not None:
-            load = bg.start(executor, background[0], background[1], condition.background_flows,
-                            condition.background_rate_mbps, suite.nominal_seconds(resolved))
-            record["endpoints"]["background"] = [_endpoint_record(e) for e in background]
-        packets_before = executor.interface_packets(client)
-        cpu_before = executor.cpu_samples((client, server))
-        with perf.CycleCounter(client_raw.with_suffix(".perf.csv"),
-                               enabled=counting) as counter:
-            result = executor.run_client(client, inv.client_argv, inv.timeout_s)
-        cpu_after = executor.cpu_samples((client, server))
-        per_machine = {m: cpu.delta_seconds(cpu_before[m], cpu_after[m])
-                       for m in cpu_before if m in cpu_after}
-        cpu_used = cpu.combined(per_machine)
-        packets_after = executor.interface_packets(client)
-        packets = (packets_after - packets_before
-                   if packets_before is not None and packets_after is not None else None)
-        client_raw.write_text(result.stdout, encoding="utf-8")
-        record["raw"]["client"] = client_raw.relative_to(run.path).as_posix()
-        if result.stderr.strip():
-            err_path = client_raw.with_suffix(".stderr.txt")
-            err_path.write_text(result.stderr, encoding="utf-8")
-            record["raw"]["client_stderr"] = err_path.relative_to(run.path).as_posix()
-        record["exit_status"] = result.returncode
-        if result.timed_out:
-            record["status"] = "timeout"
-            record["error"] = f"client did not finish within {inv.timeout_s:g} s"
-        else:
-            try:
-                record["metrics"] = suite.parse(result.stdout)
-                record["metrics"].update(cpu_used)
-                if len(per_machine) > 1:   # the two ends on different nodes: each one's share
-                    record["cpu_machines"] = per_machine
-                    for role, end in (("client", client), ("server", server)):
-                        if end.host in per_machine:
-                            record["metrics"][f"{role}_node_cpu_busy_s"] = \
-                                per_machine[end.host]["cpu_busy_s"]
-                if packets is not None:
-                    record["metrics"]["client_interface_packets"] = packets
-                hz = executor.clock_hz(client)
-                record["metrics"].update(cpu.cost_metrics(
-                    cpu_used, record["metrics"], packets, hz, executor.interface_mtu(client)))
-                cycles = counter.cycles()
-                if cycles is not None:
-                    record["metrics"]["perf_cycles"] = cycles
-                    busy = record["metrics"]["cpu_busy_s"]
-                    scale = cycles / (busy * (hz or 1)) if busy else 0
-                    if packets:
-                        record["metrics"]["cycles_per_packet"] = cycles / packets
-                    if scale and "cycles_per_mtu_packet" in record["metrics"]:
-                        # same segment count, counted cycles instead of busy time x clock
-                        record["metrics"]["cycles_per_mtu_packet"] *= scale
-                record["status"] = "ok" if result.returncode == 0 else "failed"
-                if result.returncode != 0:
-                    record["error"] = f"client exited {result.returncode}: " + \
-                        result.stderr.strip()[-500:]
-            except ParseError as exc:
-                record["error"] = f"{exc}; stderr: {result.stderr.strip()[-500:]}"
-    except ExecutorError as exc:
-        record["error"] = str(exc)
-    finally:
-        if load is not None:
-            report = bg.stop(executor, load)
-            outputs = report.pop("outputs")
-            bg_raw = run.raw_path(seq, cell_slug, rep_label, "background", "json")
-            bg_raw.write_text(json.dumps(outputs), encoding="utf-8")
-            record["raw"]["background"] = bg_raw.relative_to(run.path).as_posix()
-            record["background"] = report
-            record["metrics"]["background_achieved_mbps"] = report["background_achieved_mbps"]
-            if report["background_errors"] and record["status"] == "ok":
-                record["status"] = "failed"
-                record["error"] = "background load did not run as planned: " + \
-                    "; ".join(report["background_errors"])[:500]
-        if handle is not None:
-            stopped = executor.stop_server(handle)
-            if stopped.stdout.strip():
-                server_raw.write_text(stopped.stdout, encoding="utf-8")
-                record["raw"]["server"] = server_raw.relative_to(run.path).as_posix()
+    seen = traffic.observe(executor, inv, client, server, background=plan,
+                           perf_csv=files.perf_csv, counting=counting)
+    if plan is not None and seen.background is not None:
+        record["endpoints"]["background"] = [_endpoint_record(e)
+                                             for e in (plan.client, plan.server)]
+    record["raw"] = traffic.save_raw(seen, files)
+    outcome = traffic.metrics(suite, inv, seen, client, server)
+    record.update(outcome.fields)
+    record.update({"status": outcome.status, "error": outcome.error,
+                   "metrics": outcome.metrics})
     record["ended_at"] = _now()
     record["elapsed_s"] = round(time.monotonic() - started, 3)
     return record
@@ -408,6 +339,94 @@ class _LabSession:
             self.target.down(workdir=self._workdir(ref))
 
 
+class _RunState:
+    """What a run has measured, kept in ``state.json`` as it changes: the measurements
+    done (by key), each cell's measured records and warm-up count, the failures, and
+    the sequence number of the next record."""
+
+    def __init__(self, spec: Spec, run: RunDir, records: list[dict[str, Any]]) -> None:
+        self.run = run
+        self.done = {r["key"] for r in records}
+        self.by_cell: dict[str, list[dict[str, Any]]] = {}
+        self.warmups: dict[str, int] = {}
+        for r in records:
+            if r["warmup"]:
+                self.warmups[r["cell_id"]] = self.warmups.get(r["cell_id"], 0) + 1
+            else:
+                self.by_cell.setdefault(r["cell_id"], []).append(r)
+        self.failures = [r for r in records if r["status"] != "ok"]
+        self.seq = len(records)
+        self.measured = 0
+        self.planned = len(plan_measurements(spec))
+        self.state = run.read_state()
+        self.state.update({"run_id": run.run_id, "planned": self.planned, "status": "running",
+                           "repetitions": {"min": spec.repetitions, "max": spec.repetition_cap,
+                                           "ci_target": spec.ci_target}})
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def next_warmup(self, cell: Cell) -> int:
+        return self.warmups.get(cell.cell_id, 0) + 1
+
+    def wants(self, spec: Spec, cell: Cell, rep: int) -> bool:
+        """Whether repetition ``rep`` of ``cell`` is still to be measured."""
+        return (f"{cell.cell_id}#r{rep}" not in self.done
+                and needs_repetition(spec, self.by_cell.get(cell.cell_id, []), rep))
+
+    def add(self, measurement: Measurement, record: dict[str, Any]) -> None:
+        """Keep a record the moment its measurement ends."""
+        self.run.append_result(record)
+        self.done.add(measurement.key)
+        cell_id = measurement.cell.cell_id
+        if measurement.warmup:
+            self.warmups[cell_id] = self.warmups.get(cell_id, 0) + 1
+        else:
+            self.by_cell.setdefault(cell_id, []).append(record)
+        self.measured += 1
+        self.save()
+        if record["status"] != "ok":
+            self.failures.append(record)
+
+    def skip(self, skipped: dict[str, str]) -> None:
+        self.state["skipped_modes"] = skipped
+        self.save()
+
+    def save(self, status: str | None = None) -> None:
+        if status:
+            self.state["status"] = status
+        self.state["done"] = sorted(self.done)
+        self.state["completed"] = len(self.done)
+        self.state["updated_at"] = _now()
+        self.run.write_state(self.state)
+
+
+def _check_records_fit(spec: Spec, run: RunDir, done: set[str]) -> None:
+    cells = {c.cell_id for c in spec.cells()}
+    for key in done:
+        cell_id, _, rep = key.rpartition("#")
+        if cell_id not in cells or (rep.startswith("r") and int(rep[1:]) > spec.repetition_cap):
+            raise InputError(f"{run.results_path}: holds measurements this spec does not plan "
+                             f"(e.g. {key}); was the spec changed?")
+
+
+def _measure_one(spec: Spec, target: Target, session: _LabSession, run: RunDir,
+                 measurement: Measurement, seq: int) -> dict[str, Any]:
+    """The record of one measurement, with exactly its cell's condition held."""
+    cell = measurement.cell
+    condition = Condition.from_items(cell.condition)
+    session.hold_rules(condition)   # exactly the cell's condition, whatever ran before
+    if get_suite(cell.suite).kind == "startup":
+        return measure_startup(target, measurement, run, seq)
+    client, server = target.endpoints(cell.placement)
+    background = (target.background_endpoints(cell.placement)
+                  if condition.background_flows else None)
+    assert session.executor is not None
+    return measure(session.executor, measurement, client, server, run, seq,
+                   pin=spec.cpu_pinning == "auto", background=background)
+
+
 def execute(
     spec: Spec,
     target: Target,
@@ -425,78 +444,30 @@ def execute(
     reporter = reporter or RunReporter()
     run.repair_results()
     records = list(run.results())
-    done = {r["key"] for r in records}
-    by_cell: dict[str, list[dict[str, Any]]] = {}
-    warmups: dict[str, int] = {}
-    for r in records:
-        if r["warmup"]:
-            warmups[r["cell_id"]] = warmups.get(r["cell_id"], 0) + 1
-        else:
-            by_cell.setdefault(r["cell_id"], []).append(r)
-    failures = [r for r in records if r["status"] != "ok"]
-    cells = {c.cell_id: c for c in spec.cells()}
-    for key in done:
-        cell_id, _, rep = key.rpartition("#")
-        if cell_id not in cells or (rep.startswith("r") and int(rep[1:]) > spec.repetition_cap):
-            raise InputError(f"{run.results_path}: holds measurements this spec does not plan "
-                             f"(e.g. {key}); was the spec changed?")
-    planned = len(plan_measurements(spec))
-    state = run.read_state()
-    state.update({"run_id": run.run_id, "planned": planned, "status": "running",
-                  "repetitions": {"min": spec.repetitions, "max": spec.repetition_cap,
-                                  "ci_target": spec.ci_target}})
-    seq = len(records)
-    measured = 0
+    progress = _RunState(spec, run, records)
+    _check_records_fit(spec, run, progress.done)
+    cells = spec.cells()
     # adaptive: at least the fixed plan, at most every cell up to the cap
     fresh_lab_each_round = spec.interleave == "across-modes" and len(spec.matrix) > 1
     per_extra_round = 1 + (spec.warmup if fresh_lab_each_round else 0)
+    planned = progress.planned
     most = planned + len(cells) * (spec.repetition_cap - spec.repetitions) * per_extra_round
     total_label = f"{planned}..{most}" if spec.adaptive else str(planned)
 
-    def save_state(status: str | None = None) -> None:
-        if status:
-            state["status"] = status
-        state["done"] = sorted(done)
-        state["completed"] = len(done)
-        state["updated_at"] = _now()
-        run.write_state(state)
-
     def record_one(m: Measurement) -> None:
-        nonlocal seq, measured
-        seq += 1
-        cell = m.cell
-        condition = Condition.from_items(cell.condition)
-        session.hold_rules(condition)   # exactly the cell's condition, whatever ran before
-        if get_suite(cell.suite).kind == "startup":
-            record = measure_startup(target, m, run, seq)
-        else:
-            client, server = target.endpoints(cell.placement)
-            background = (target.background_endpoints(cell.placement)
-                          if condition.background_flows else None)
-            assert session.executor is not None
-            record = measure(session.executor, m, client, server, run, seq,
-                             pin=spec.cpu_pinning == "auto", background=background)
-        run.append_result(record)
-        done.add(m.key)
-        if m.warmup:
-            warmups[cell.cell_id] = warmups.get(cell.cell_id, 0) + 1
-        else:
-            by_cell.setdefault(cell.cell_id, []).append(record)
-        measured += 1
-        save_state()
-        if record["status"] != "ok":
-            failures.append(record)
-        reporter.measured(len(done), max(planned, len(done)), record,
-                          total_label if len(done) <= most else None)
+        record = _measure_one(spec, target, session, run, m, progress.next_seq())
+        progress.add(m, record)
+        done = len(progress.done)
+        reporter.measured(done, max(planned, done), record,
+                          total_label if done <= most else None)
         if hook is not None:
             hook(record)
 
     skipped = {ref.key: why for ref in spec.matrix
                if (why := target.unavailable(ref)) is not None}
-    state["skipped_modes"] = skipped
     for key, why in skipped.items():
         reporter.line(f"skipping {key}: {why}")
-    save_state()
+    progress.skip(skipped)
     if records:
         reporter.line(f"resuming: {len(records)} measurements already recorded, not repeated")
     session = _LabSession(spec, target, run, reporter)
@@ -507,8 +478,7 @@ def execute(
                     if ref.key in skipped:
                         continue
                     todo = [Measurement(c, rep) for c in _cells_of(spec, ref)
-                            if f"{c.cell_id}#r{rep}" not in done
-                            and needs_repetition(spec, by_cell.get(c.cell_id, []), rep)]
+                            if progress.wants(spec, c, rep)]
                     if not todo:
                         continue
                     try:
@@ -521,28 +491,27 @@ def execute(
                         # one plugin failing to deploy is a finding, not the end of a
                         # cluster run; a resume tries the mode again
                         skipped[ref.key] = f"could not be brought up: {exc}"[:1000]
-                        state["skipped_modes"] = skipped
-                        save_state()
+                        progress.skip(skipped)
                         reporter.line(f"skipping {ref.key}: {skipped[ref.key]}")
                         continue
                     if fresh:
                         for m in todo:
                             for _ in range(spec.warmup):
-                                record_one(Measurement(m.cell, warmups.get(m.cell.cell_id, 0)
-                                                       + 1, warmup=True))
+                                record_one(Measurement(m.cell, progress.next_warmup(m.cell),
+                                                       warmup=True))
                     for m in todo:
                         record_one(m)
             session.close()
     except (KeyboardInterrupt, Interrupted):
         session.close()
-        save_state("interrupted")
+        progress.save("interrupted")
         raise
     except CnilabError:
         session.close()
-        save_state("failed")
+        progress.save("failed")
         raise
-    save_state("complete")
-    return RunOutcome(run, measured, len(records), failures)
+    progress.save("complete")
+    return RunOutcome(run, progress.measured, len(records), progress.failures)
 
 
 def _record_snapshot(run: RunDir, key: str, target: Target) -> None:
