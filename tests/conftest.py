@@ -34,6 +34,21 @@ def cli() -> object:
     return run
 
 
+@pytest.fixture(scope="module")
+def nodes() -> Iterator[object]:
+    """Three emulated SSH nodes (cp1, w1, w2) with Debian 12's facts, for the tests that
+    drive the real-cluster roles over SSH (tests/sshnodes.py). One set per test module:
+    the modules change node state (baselines, MTUs, links) in ways that another module
+    must not inherit; a set costs about a second."""
+    if not IS_ROOT:
+        pytest.skip("needs root: network namespaces and sshd")
+    from sshnodes import SshNodes
+
+    names = ["cp1", "w1", "w2"]
+    with SshNodes(names, images={n: "debian-12" for n in names}) as emulated:
+        yield emulated
+
+
 @pytest.fixture
 def clean_lab() -> Iterator[None]:
     """Guarantee no lab before and after a test that builds one (and fail on leftovers)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,6 @@ from cnilab.inventory import load_inventory
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def nodes() -> Iterator[SshNodes]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces and sshd")
-    names = ["cp1", "w1", "w2"]
-    with SshNodes(names, images={n: "debian-12" for n in names}) as emulated:
-        yield emulated
 
 
 def _inventory(nodes: SshNodes, tmp_path: Path, edit: Any = None) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def nodes() -> Iterator[SshNodes]:
-    with SshNodes(["cp1", "w1", "w2"]) as emulated:
-        yield emulated
 
 
 def _playbook(nodes: SshNodes, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -43,11 +43,25 @@ def build(plan: LabPlan) -> None:
 
 @pytest.fixture
 def lab(request: pytest.FixtureRequest, clean_lab: None) -> Iterator[LabPlan]:
+    """A lab of its own for a test that changes it (kills a daemon, loads rules)."""
     cni, mode, policy = request.param
     plan = make_plan(cni, mode, policy=policy)
     build(plan)
     yield plan
     core.down()
+
+
+@pytest.fixture(scope="module")
+def shared_lab(request: pytest.FixtureRequest) -> Iterator[LabPlan]:
+    """One lab per mode for the tests that leave it as they found it: pytest groups
+    the tests of one parameter, so each mode is built once for all of them."""
+    cni, mode, policy = request.param
+    core.down()
+    plan = make_plan(cni, mode, policy=policy)
+    build(plan)
+    yield plan
+    core.down()
+    assert not any(core.leftovers().values())
 
 
 def counting_rule(netns: str, chain: str, match: list[str]) -> None:
@@ -77,10 +91,10 @@ def iperf3(plan: LabPlan, placement: str, tmp_path: Path, seq: int) -> dict[str,
     return measure(target.executor(), Measurement(cell, 1), client, server, run, seq)
 
 
-@pytest.mark.parametrize("lab", VARIANTS, indirect=True,
+@pytest.mark.parametrize("shared_lab", VARIANTS, indirect=True,
                          ids=[f"{c}-{m}{'-policy' if p else ''}" for c, m, p in VARIANTS])
-def test_mode_is_what_it_claims(lab: LabPlan, tmp_path: Path) -> None:
-    plan = lab
+def test_mode_is_what_it_claims(shared_lab: LabPlan, tmp_path: Path) -> None:
+    plan = shared_lab
     info = get_mode(plan.cni, plan.mode)
     h1, h2 = plan.hosts[0], plan.hosts[1]
     p11, p12, p21 = h1.pods[0], h1.pods[1], h2.pods[0]
@@ -165,9 +179,10 @@ def test_bgp_routes_come_from_the_daemon_and_go_with_it(lab: LabPlan, proto: str
     assert h2.pod_subnet not in sh.ip(h1.netns, "route", "show", "proto", proto).stdout
 
 
-@pytest.mark.parametrize("lab", [("calico", "bgp", False)], indirect=True, ids=["calico-bgp"])
-def test_calico_block_is_a_blackhole_from_bird(lab: LabPlan) -> None:
-    h1 = lab.hosts[0]
+@pytest.mark.parametrize("shared_lab", [("calico", "bgp", False)], indirect=True,
+                         ids=["calico-bgp"])
+def test_calico_block_is_a_blackhole_from_bird(shared_lab: LabPlan) -> None:
+    h1 = shared_lab.hosts[0]
     assert f"blackhole {h1.pod_subnet} proto bird" in sh.ip(h1.netns, "route", "show",
                                                              "type", "blackhole").stdout
 
@@ -201,9 +216,10 @@ def _node_state(plan: LabPlan) -> dict[str, object]:
             if Path("/var/lib/cni/networks").is_dir() else []}
 
 
-@pytest.mark.parametrize("lab", VARIANTS, indirect=True, ids=[
+@pytest.mark.parametrize("shared_lab", VARIANTS, indirect=True, ids=[
     f"{c}-{m}{'-policy' if p else ''}" for c, m, p in VARIANTS])
-def test_pod_startup_times_every_step_and_leaves_the_node_as_it_was(lab: LabPlan) -> None:
+def test_pod_startup_times_every_step_and_leaves_the_node_as_it_was(shared_lab: LabPlan) -> None:
+    lab = shared_lab
     from cnilab.bench.parsers import startup as startup_parser
     from cnilab.lab.startup import measure_startup
 

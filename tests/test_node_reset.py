@@ -7,7 +7,6 @@ node back to its baseline, save what it did, and change nothing when run again."
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def nodes() -> Iterator[SshNodes]:
-    with SshNodes(["cp1", "w1"]) as emulated:
-        yield emulated
 
 
 def _playbook(nodes: SshNodes, tmp_path: Path, playbook: str,
@@ -101,8 +96,8 @@ def test_reset_returns_every_node_to_its_baseline(nodes: SshNodes, tmp_path: Pat
     again = _playbook(nodes, tmp_path, "cluster.yml", "--tags", "node_reset")
     assert all(c["changed"] == 0 for c in _recap(again.stdout).values()), again.stdout[-2000:]
 
-    _leave_cni_residue(nodes.nodes[0], nodes.nodes[1].ip)
-    _leave_cni_residue(nodes.nodes[1], nodes.nodes[0].ip)
+    for node, peer in zip(nodes.nodes, [*nodes.nodes[1:], nodes.nodes[0]], strict=True):
+        _leave_cni_residue(node, peer.ip)
     assert _state(nodes.nodes[0]) != clean["cp1"]
 
     artifacts = tmp_path / "run"

@@ -16,7 +16,8 @@ options:
     description: Which step to run.
     type: str
     required: true
-    choices: [preflight, hosts, datapath, pods, endpoints, verify, status, absent]
+    choices: [present, preflight, hosts, datapath, pods, endpoints, verify, checked, status,
+              absent]
   plan:
     description: The lab plan (C(cnilab.lab.plan.LabPlan.to_dict())); not needed for C(absent).
     type: dict
@@ -40,13 +41,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 status:
-  description: Lab status (step C(status)).
+  description: Lab status (steps C(status), C(checked)).
   type: dict
-  returned: when step is status
+  returned: when step is status or checked
 checks:
-  description: Connectivity and MTU checks that were run (step C(verify)).
+  description: Connectivity and MTU checks that were run (steps C(verify), C(checked)).
   type: list
-  returned: when step is verify
+  returned: when step is verify or checked
+steps:
+  description: Which build steps changed something (step C(present)).
+  type: dict
+  returned: when step is present
 removed:
   description: What teardown removed (step C(absent)).
   type: dict
@@ -60,15 +65,15 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "step": {"type": "str", "required": True,
-                     "choices": ["preflight", "hosts", "datapath", "pods", "endpoints",
-                                 "verify", "status", "absent"]},
+                     "choices": ["present", "preflight", "hosts", "datapath", "pods",
+                                 "endpoints", "verify", "checked", "status", "absent"]},
             "plan": {"type": "dict"},
             "prefix": {"type": "str", "default": "cnl"},
             "pins": {"type": "dict"},
         },
         required_if=[("step", s, ["plan"]) for s in
-                     ("preflight", "hosts", "datapath", "pods", "endpoints", "verify",
-                      "status")],
+                     ("present", "preflight", "hosts", "datapath", "pods", "endpoints",
+                      "verify", "checked", "status")],
         supports_check_mode=True,
     )
     try:
