@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from cnilab.bench.parsers import ParseError
 from cnilab.bench.parsers import iperf3 as iperf3_parser
 from cnilab.bench.parsers import netperf as netperf_parser
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.errors import InputError
 from cnilab.figures import figure_for_claim
-from cnilab.report import TEMPLATES, load, write_report
+from cnilab.report import load, markdown_env, write_report
 from cnilab.rundir import RunDir
 from cnilab.summary import summarize_cells, summary_csv
 
@@ -61,10 +59,7 @@ def bundle(run_path: Path, out: Path | None = None) -> Path:
     sums = "".join(f"{_sha256(p)}  {p.relative_to(run.path).as_posix()}\n"
                    for p in _files(run.path))
     figures = {p.stem for p in (run.path / "figures").glob("*.png")}
-    readme = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                                undefined=jinja2.StrictUndefined, trim_blocks=True,
-                                lstrip_blocks=True, keep_trailing_newline=True,
-                                autoescape=False).get_template("bundle-readme.md.j2").render(
+    readme = markdown_env().get_template("bundle-readme.md.j2").render(
         manifest=data.manifest, verdicts=data.verdicts, command=" ".join(
             data.manifest.get("command", [])),
         figure_of={v.claim.id: name for v in data.verdicts

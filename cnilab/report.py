@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,32 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                              autoescape=jinja2.select_autoescape(["html"]),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True)
+_MARKDOWN_SPECIAL = re.compile(r"([\\|\[\]`])")
+
+
+def markdown_text(value: Any) -> str:
+    """A value as Markdown text: what Markdown would turn into structure (a table cell
+    border, a link, code, raw HTML) escaped, on one line. Emphasis is left alone."""
+    text = re.sub(r"\s*[\r\n]+\s*", " ", str(value))
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_env() -> jinja2.Environment:
+    return _env("markdown")
+
+
+def _env(kind: str) -> jinja2.Environment:
+    """The templates' environment. Every value a template prints comes from a spec, a
+    record or a tool's output, which travel with run directories and bundles: in HTML
+    each one is escaped (the template's own markup is written in the template), in
+    Markdown each one goes through ``markdown_text``."""
+    common: dict[str, Any] = {"loader": jinja2.FileSystemLoader(TEMPLATES),
+                              "undefined": jinja2.StrictUndefined, "trim_blocks": True,
+                              "lstrip_blocks": True, "keep_trailing_newline": True}
+    if kind == "html":
+        return jinja2.Environment(autoescape=True, **common)
+    return jinja2.Environment(autoescape=False, finalize=markdown_text, **common)
 
 
 def verdicts_record(verdicts: list[Verdict]) -> list[dict[str, Any]]:
@@ -86,10 +108,10 @@ def write_report(run_path: Path) -> Path:
         "failures": data.failures, "counts": counts, "figures": figures,
         "skipped": data.state.get("skipped_modes", {}), "figures_dir": FIGURES_DIR,
     }
-    env = _env()
-    atomic_write_text(run.path / "report.md", env.get_template("report.md.j2").render(**context))
+    atomic_write_text(run.path / "report.md",
+                      _env("markdown").get_template("report.md.j2").render(**context))
     images = {f.name: _data_uri(f.files["png"]) for f in figures if f.drawn}
-    html = env.get_template("report.html.j2").render(images=images, **context)
+    html = _env("html").get_template("report.html.j2").render(images=images, **context)
     out = run.path / "report.html"
     atomic_write_text(out, html)
     return out

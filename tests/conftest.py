@@ -35,16 +35,17 @@ def cli() -> object:
 
 
 @pytest.fixture(scope="module")
-def nodes() -> Iterator[object]:
-    """Three emulated SSH nodes (cp1, w1, w2) with Debian 12's facts, for the tests that
-    drive the real-cluster roles over SSH (tests/sshnodes.py). One set per test module:
+def nodes(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Emulated SSH nodes with Debian 12's facts, for the tests that drive the
+    real-cluster roles over SSH (tests/sshnodes.py): cp1, w1, w2, or the module's
+    ``NODE_NAMES`` (every node adds to each playbook's time). One set per test module:
     the modules change node state (baselines, MTUs, links) in ways that another module
     must not inherit; a set costs about a second."""
     if not IS_ROOT:
         pytest.skip("needs root: network namespaces and sshd")
     from sshnodes import SshNodes
 
-    names = ["cp1", "w1", "w2"]
+    names = list(getattr(request.module, "NODE_NAMES", ["cp1", "w1", "w2"]))
     with SshNodes(names, images={n: "debian-12" for n in names}) as emulated:
         yield emulated
 

@@ -17,6 +17,7 @@ from sshnodes import SshNodes
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = yaml.safe_load((ROOT / "versions" / "tools.yml").read_text())["tools"]
 pytestmark = pytest.mark.root
+NODE_NAMES = ["cp1", "w1"]   # the conftest's emulated nodes
 
 
 

@@ -15,6 +15,7 @@ from sshnodes import Node, SshNodes
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.root
+NODE_NAMES = ["cp1", "w1"]   # the conftest's emulated nodes
 
 
 
