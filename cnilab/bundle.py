@@ -6,19 +6,25 @@ command that reproduces it. ``verify`` checks the checksums, then re-derives
 every stored metric that comes from a tool's output by re-parsing the raw files
 (the same parsers the engine used), recomputes the per-cell statistics from the
 re-parsed values, and compares them with the bundled ``summary.csv``.
+
+Bundles come from other people, so ``verify`` trusts nothing in one: extraction is
+capped in size and number of files (a bundle of a full study is tens of MB), and every
+path a bundle names (in ``SHA256SUMS``, in a record's ``raw``) must lie inside the
+extracted bundle, or the bundle is refused naming the entry: otherwise a checksum line
+for ``/etc/passwd`` would make ``verify`` an oracle for any file on the reader's machine.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
+import re
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cnilab.bench.parsers import ParseError
@@ -33,6 +39,10 @@ from cnilab.summary import summarize_cells, summary_csv
 
 SUMS = "SHA256SUMS"
 README = "BUNDLE-README.md"
+# what verify extracts at most
+MAX_EXTRACTED_BYTES = 512 * 1024 * 1024
+MAX_MEMBERS = 100_000
+_SUM_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 PARSERS = {"iperf3": iperf3_parser.parse, "netperf": netperf_parser.parse,
            "cni": startup_parser.parse}
 RAW_KEY = {"iperf3": "client", "netperf": "client", "cni": "pods"}
@@ -98,24 +108,56 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _extract(bundle_path: Path, dest: Path) -> None:
+    """Extract a bundle as a stream, member by member, refusing before it writes more
+    than the caps (a gzip bomb stops at its first oversized header, unread)."""
+    written = members = 0
+    try:
+        with tarfile.open(bundle_path, "r|gz") as tar:
+            for member in tar:
+                members += 1
+                written += max(member.size, 0)
+                if members > MAX_MEMBERS or written > MAX_EXTRACTED_BYTES:
+                    raise InputError(
+                        f"{bundle_path}: refused at {member.name!r}: extracting it would "
+                        f"write more than {MAX_MEMBERS} files or "
+                        f"{MAX_EXTRACTED_BYTES // (1024 * 1024)} MiB, far beyond a cnilab "
+                        "bundle")
+                tar.extract(member, dest, filter="data")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise InputError(f"{bundle_path}: not a readable .tar.gz bundle: {exc}") from None
+
+
+def inside(root: Path, name: str, what: str) -> Path:
+    """``root/name`` when ``name`` is a relative path that stays inside ``root`` (links
+    resolved); else the one-line refusal naming ``what``."""
+    pure = PurePosixPath(name)
+    path = root / pure
+    if (not name or pure.is_absolute() or ".." in pure.parts or "\\" in name
+            or not path.resolve().is_relative_to(root.resolve())):
+        raise InputError(f"{what} names {name[:200]!r}, a path outside the bundle; refused")
+    return path
+
+
 def verify(bundle_path: Path) -> Verification:
     """Check a bundle: checksums, then re-parse and re-summarise from the raw outputs."""
     result = Verification()
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            with tarfile.open(bundle_path, "r:gz") as tar:
-                tar.extractall(tmp, filter="data")
-        except (OSError, tarfile.TarError) as exc:
-            raise InputError(f"{bundle_path}: not a readable .tar.gz bundle: {exc}") from None
+        _extract(bundle_path, Path(tmp))
         roots = [p for p in Path(tmp).iterdir() if p.is_dir()]
         if len(roots) != 1 or not (roots[0] / SUMS).is_file():
             raise InputError(f"{bundle_path}: no <run-id>/{SUMS} inside; not a cnilab bundle")
         root = roots[0]
         listed: set[str] = set()
-        for line in (root / SUMS).read_text(encoding="utf-8").splitlines():
-            digest, _, name = line.partition("  ")
+        sums = (root / SUMS).read_text(encoding="utf-8", errors="replace").splitlines()
+        for number, line in enumerate(sums, start=1):
+            match = _SUM_LINE.match(line)
+            if match is None:
+                raise InputError(f"{bundle_path}: {SUMS}:{number}: not '<sha256>  <path>'; "
+                                 "refused")
+            digest, name = match.groups()
             listed.add(name)
-            path = root / name
+            path = inside(root, name, f"{bundle_path}: {SUMS}:{number}")
             if not path.is_file():
                 result.problems.append(f"{name}: listed in {SUMS} but missing")
             elif _sha256(path) != digest:
@@ -125,10 +167,8 @@ def verify(bundle_path: Path) -> Verification:
         for path in _files(root):
             if path.relative_to(root).as_posix() not in listed:
                 result.problems.append(f"{path.relative_to(root).as_posix()}: not in {SUMS}")
-        records = [json.loads(line) for line in
-                   (root / "results.jsonl").read_text(encoding="utf-8").splitlines()
-                   if line.strip()]
-        rebuilt = [_reparse(root, r, result) for r in records]
+        records = list(RunDir(root).results())
+        rebuilt = [_reparse(root, r, result, bundle_path) for r in records]
         summary = summary_csv(summarize_cells(rebuilt))
         stored = (root / "summary.csv").read_text(encoding="utf-8") \
             if (root / "summary.csv").is_file() else ""
@@ -138,14 +178,16 @@ def verify(bundle_path: Path) -> Verification:
     return result
 
 
-def _reparse(root: Path, record: dict[str, Any], result: Verification) -> dict[str, Any]:
+def _reparse(root: Path, record: dict[str, Any], result: Verification,
+             bundle_path: Path) -> dict[str, Any]:
     """The record with every parser-derived metric recomputed from its raw file."""
     tool = record.get("tool")
     raw_name = record.get("raw", {}).get(RAW_KEY.get(str(tool), ""))
     if record["status"] != "ok" or tool not in PARSERS or not raw_name:
         return record
+    raw = inside(root, str(raw_name), f"{bundle_path}: record {record['key']} raw")
     try:
-        parsed = PARSERS[str(tool)]((root / raw_name).read_text(encoding="utf-8"))
+        parsed = PARSERS[str(tool)](raw.read_text(encoding="utf-8"))
     except (OSError, ParseError) as exc:
         result.problems.append(f"{record['key']}: raw output {raw_name} does not parse: {exc}")
         return record

@@ -37,6 +37,9 @@ KINDS: dict[str, set[str]] = {
 }
 COMMON = {"id", "text", "source", "kind"}
 OPTIONAL = {"params", "condition", "note", "at_max"}
+# the shape of every claim field (checked before any field is used)
+_LISTS = {"among", "better", "than", "modes", "placements"}
+_MAPPINGS = {"params", "condition"}
 HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE = ("holds", "does not hold", "inconclusive",
                                           "not testable")
 
@@ -71,6 +74,19 @@ def parse_claims(value: Any, where: Any, path: str, mode_keys: set[str]) -> tupl
         name = f"claims[{i}]"
         if not isinstance(item, PosDict):
             raise SpecError(path, line_of(value, i), f"'{name}' must be a mapping")
+        for key, field_value in item.items():
+            if key in _LISTS:
+                ok = isinstance(field_value, PosList) and all(
+                    isinstance(x, str) for x in field_value)
+                shape = "a list of names"
+            elif key in _MAPPINGS:
+                ok, shape = isinstance(field_value, PosDict), "a mapping"
+            else:
+                ok = isinstance(field_value, str | int | float) and not isinstance(
+                    field_value, bool)
+                shape = "a single value (text or number)"
+            if not ok:
+                raise SpecError(path, line_of(item, key), f"'{name}.{key}' must be {shape}")
         kind = item.get("kind")
         if kind not in KINDS:
             raise SpecError(path, line_of(item, "kind"), f"'{name}.kind' must be one of "

@@ -23,7 +23,11 @@ class InputError(CnilabError):
 class SpecError(InputError):
     """A problem at a known place in an input file, printed as ``FILE:LINE: message``."""
 
+    MAX_MESSAGE = 400   # a message may quote a value from the file: never all of it
+
     def __init__(self, path: str, line: int | None, message: str) -> None:
+        if len(message) > self.MAX_MESSAGE:
+            message = message[:self.MAX_MESSAGE] + "…"
         self.path = path
         self.line = line
         self.message = message

@@ -27,6 +27,26 @@ from typing import Any
 from cnilab.errors import CnilabError, InputError
 
 RESULT_SCHEMA = 1
+# what every record holds (and its type): what --resume, reports and verify rely on
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "key": str, "cell_id": str, "cell": dict, "status": str, "warmup": bool,
+    "repetition": int, "metrics": dict, "raw": dict, "seq": int}
+STATUSES = ("ok", "failed", "timeout")
+
+
+def record_problem(record: Any) -> str | None:
+    """What makes ``record`` not a measurement record, or None."""
+    if not isinstance(record, dict):
+        return f"a record is a JSON object, not {type(record).__name__}"
+    for name, kind in RECORD_FIELDS.items():
+        if name not in record:
+            return f"no '{name}'"
+        if not isinstance(record[name], kind) or (kind is int and isinstance(record[name],
+                                                                              bool)):
+            return f"'{name}' is {type(record[name]).__name__}"
+    if record["status"] not in STATUSES:
+        return f"status {str(record['status'])[:40]!r} is not one of {', '.join(STATUSES)}"
+    return None
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -49,6 +69,10 @@ def atomic_write_text(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not a JSON number")
 
 
 class RunDir:
@@ -125,7 +149,14 @@ class RunDir:
     def read_state(self) -> dict[str, Any]:
         if not self.state_path.is_file():
             return {}
-        data: dict[str, Any] = json.loads(self.state_path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{self.state_path}: unreadable state ({exc}); the records in "
+                             f"{self.results_path.name} are intact: move state.json aside "
+                             "to resume from them") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{self.state_path}: not a JSON object")
         return data
 
     # -- results -------------------------------------------------------------
@@ -143,26 +174,45 @@ class RunDir:
         return len(data) - keep
 
     def append_result(self, record: dict[str, Any]) -> None:
-        """Append one record as one line and force it to disk before returning."""
-        line = json.dumps(record, sort_keys=True) + "\n"
+        """Append one record as one line and force it to disk before returning. A record
+        is JSON or is not written (NaN and infinities are not JSON)."""
+        try:
+            line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+        except ValueError as exc:
+            raise CnilabError(f"record {record.get('key')}: not valid JSON ({exc}); "
+                              "not written") from None
         with open(self.results_path, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
 
     def results(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, in the order they were written."""
+        """Every complete record, in the order they were written. A line that is not a
+        record, or a second record of a measurement already read, is refused naming the
+        line: counted twice it would change every statistic."""
         if not self.results_path.is_file():
             return
-        with open(self.results_path, encoding="utf-8") as fh:
+        seen: dict[str, int] = {}
+        with open(self.results_path, encoding="utf-8", errors="replace") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.endswith("\n"):
                     return  # torn tail: not a record
+                where = f"{self.results_path}:{number}"
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CnilabError(f"{self.results_path}:{number}: corrupt record: "
-                                      f"{exc.msg}") from None
+                    record = json.loads(line, parse_constant=_not_json)
+                except (ValueError, RecursionError) as exc:
+                    detail = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+                        "too deep" if isinstance(exc, RecursionError) else str(exc))
+                    raise InputError(f"{where}: corrupt record: {detail}") from None
+                problem = record_problem(record)
+                if problem:
+                    raise InputError(f"{where}: corrupt record: {problem}")
+                key = record["key"]
+                if key in seen:
+                    raise InputError(f"{where}: a second record of {key[:120]} (the first is "
+                                     f"line {seen[key]}); refused")
+                seen[key] = number
+                yield record
 
     def raw_path(self, seq: int, cell_slug: str, repetition: int | str, role: str,
                  ext: str) -> Path:

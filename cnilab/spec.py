@@ -373,8 +373,9 @@ def _quick_variant(v: _Validator, top: PosDict, spec: Spec) -> Spec:
         keep = v.sequence(q["matrix"], q, "matrix", "quick.matrix")
         known = {ref.key: ref for ref in spec.matrix}
         for i, key in enumerate(keep):
-            if key not in known:
-                raise v.fail(keep, i, f"quick.matrix[{i}]: {key!r} is not in the matrix")
+            if not isinstance(key, str) or key not in known:
+                raise v.fail(keep, i, f"quick.matrix[{i}]: {str(key)[:80]!r} is not in the "
+                             f"matrix ({', '.join(known)})")
         changes["matrix"] = tuple(known[k] for k in keep)
         # claims about modes a quick run leaves out become "not testable" by themselves
     tests = []

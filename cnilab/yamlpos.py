@@ -4,6 +4,11 @@ Why: every command that reads a user file must point at ``FILE:LINE`` of the
 offending field. PyYAML's composed nodes carry marks; we keep those marks on
 the plain dicts and lists we hand to validators instead of making every
 validator walk YAML nodes.
+
+Input files come from anyone, so the loader bounds what a document may cost before
+any validator sees it: its size, its nesting depth and the number of values it expands
+to through aliases (a "billion laughs" document is a few lines that expand to 10^9
+values). Each bound is a one-line error at the line where it is crossed.
 """
 
 from __future__ import annotations
@@ -30,8 +35,53 @@ class PosList(list[Any]):
     item_lines: list[int]
 
 
+MAX_BYTES = 1024 * 1024           # a spec or an inventory is a few kB
+MAX_DEPTH = 64
+MAX_VALUES = 100_000              # values after alias expansion
+
+
+def _subtree_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias in it is expanded."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_subtree_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_subtree_size(k, sizes) + _subtree_size(v, sizes)
+                       for k, v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = size
+    return size
+
+
 class _PosLoader(yaml.SafeLoader):
-    """SafeLoader that builds PosDict/PosList and rejects duplicate keys."""
+    """SafeLoader that builds PosDict/PosList, rejects duplicate keys and bounds depth
+    and alias expansion while composing (before anything is constructed)."""
+
+    name: str
+    _depth = 0
+    _values = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self.anchors:
+            sizes: dict[int, int] = self.__dict__.setdefault("_sizes", {})
+            self._values += _subtree_size(self.anchors[event.anchor], sizes) - 1
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise SpecError(self.name, line, f"the document expands to more than "
+                            f"{MAX_VALUES} values (through aliases?); refused")
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise SpecError(self.name, line, f"nested more than {MAX_DEPTH} levels deep; "
+                            "refused")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _PosLoader, node: yaml.MappingNode) -> PosDict:
@@ -64,6 +114,9 @@ _PosLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _con
 
 def load_text(text: str, name: str) -> Any:
     """Parse YAML text; syntax errors become ``SpecError`` at the failing line."""
+    if len(text) > MAX_BYTES:
+        raise SpecError(name, None, f"{len(text)} characters, more than the {MAX_BYTES} a "
+                        "cnilab file may have; refused")
     loader = _PosLoader(text)
     loader.name = name
     try:
