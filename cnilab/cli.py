@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cnilab import __version__, paths
-from cnilab.errors import CnilabError, InputError, SpecError
+from cnilab.errors import CapabilityError, CnilabError, InputError, SpecError
 
 EXIT_INPUT = 2
 
@@ -39,6 +40,9 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     if args.lab != "netns":
         raise CnilabError(f"--lab {args.lab}: `cnilab lab` manages the netns lab; a cluster is "
                           "managed with `cnilab cluster`")
+    if args.action in ("up", "down") and os.geteuid() != 0:
+        raise CapabilityError(f"cnilab lab {args.action} needs root (network namespaces); "
+                              "run it with sudo")
     ansible_dir = paths.lab_state_dir() / "ansible"
     if args.action == "up":
         if not args.cni or not args.mode:
@@ -62,7 +66,7 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         return 0
     saved = load_saved_plan()
     if saved is None:
-        print("no netns lab is up")
+        print(json.dumps({"up": False}) if args.json else "no netns lab is up")
         return 0
     data = status.lab_status(saved)
     print(json.dumps(data, indent=2) if args.json else status.format_status(data))

@@ -108,7 +108,13 @@ class RunDir:
 
     @property
     def run_id(self) -> str:
-        return self.path.name
+        """The id the run was created with (its manifest's), whatever the directory is
+        called now; the directory name until the manifest exists."""
+        try:
+            recorded = json.loads(self.manifest_path.read_text(encoding="utf-8")).get("run_id")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        return recorded if isinstance(recorded, str) and recorded else self.path.name
 
     # -- creation and opening ---------------------------------------------
     @classmethod

@@ -31,6 +31,10 @@ PINNING = ["auto", "off"]
 INTERLEAVE = ["within-mode", "across-modes"]
 ADAPTIVE_KEYS = {"min", "max", "ci_target"}
 LAB_KEYS = {"hosts", "pods_per_host"}
+# the lab topology a spec (and `cnilab lab up`) may ask for: two pods per host at least,
+# for the intra-host placement
+HOSTS_RANGE = (2, 8)
+PODS_PER_HOST_RANGE = (2, 60)
 MATRIX_KEYS = {"cni", "mode", "policy"}
 TEST_KEYS = {"suite", "params", "sweep", "placements"}
 BACKGROUND_MIN_PODS_INTRA = 4   # the background pair is a second pod pair on the same host
@@ -207,10 +211,10 @@ def parse_spec(data: Any, path: str, text: str, quick: bool = False) -> Spec:
     if "lab" in top:
         lab = v.mapping(top["lab"], top, "lab", "lab", LAB_KEYS, set())
         if "hosts" in lab:
-            hosts = v.integer(lab["hosts"], lab, "hosts", "lab.hosts", 2, 8)
+            hosts = v.integer(lab["hosts"], lab, "hosts", "lab.hosts", *HOSTS_RANGE)
         if "pods_per_host" in lab:
             pods = v.integer(lab["pods_per_host"], lab, "pods_per_host", "lab.pods_per_host",
-                             2, 60)
+                             *PODS_PER_HOST_RANGE)
 
     table = catalog()
     matrix: list[ModeRef] = []

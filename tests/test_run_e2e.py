@@ -112,7 +112,11 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
 
 
 def test_resume_after_sigkill_repeats_nothing(cli, clean_lab: None, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    spec = _write_spec(tmp_path, 3)
+    """Killed mid-run, moved to another directory, resumed: nothing measured is lost or
+    repeated, the run keeps its id, the rebuilt lab warms up every cell still owed a
+    repetition (not only the interrupted round's), and state.json never counts more done
+    than planned."""
+    spec = _write_spec(tmp_path, 3, warmup=1)
     out = tmp_path / "runs"
     exe = Path(sys.executable).with_name("cnilab")
     proc = subprocess.Popen([str(exe), "run", str(spec), "--lab", "netns", "--out", str(out)],
@@ -122,25 +126,39 @@ def test_resume_after_sigkill_repeats_nothing(cli, clean_lab: None, tmp_path: Pa
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         found = list(out.glob("*/results.jsonl"))
-        if found and len(found[0].read_text().splitlines()) >= 3:
+        if found and len(found[0].read_text().splitlines()) >= 8:   # 5 warm-ups, 3 reps
             results = found[0]
             break
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert results is not None, "the run never recorded three measurements"
+    assert results is not None, "the run never recorded eight measurements"
     kept = results.read_text().splitlines()
-    assert 3 <= len(kept) < 15
+    assert 8 <= len(kept) < 20
+    run_id = results.parent.name
+    moved = results.parent.with_name(run_id + "-moved")
+    results.parent.rename(moved)
+    results = moved / "results.jsonl"
 
-    resumed = cli("run", str(spec), "--lab", "netns", "--resume", str(results.parent))
+    resumed = cli("run", str(spec), "--lab", "netns", "--resume", str(moved))
     assert resumed.returncode == 0, resumed.stderr
     assert "already recorded, not repeated" in resumed.stderr
     final = [json.loads(line) for line in results.read_text().splitlines()]
     assert final[: len(kept)] == [json.loads(line) for line in kept]  # nothing lost or rewritten
     counts = Counter(r["key"] for r in final)
-    assert len(counts) == 15 and set(counts.values()) == {1}
-    assert all(r["status"] == "ok" for r in final)
-    assert [r["seq"] for r in final] == list(range(1, 16))
+    assert len(final) == len(counts) and set(counts.values()) == {1}
+    assert len([r for r in final if not r["warmup"]]) == 15
+    assert all(r["status"] == "ok" and r["run_id"] == run_id for r in final)
+    assert [r["seq"] for r in final] == list(range(1, len(final) + 1))
+    after = final[len(kept):]
+    owed = {r["cell_id"] for r in after if not r["warmup"]}
+    warmed = {r["cell_id"] for r in after if r["warmup"]}
+    assert owed and owed <= warmed
+    first = {r["cell_id"]: i for i, r in reversed(list(enumerate(after))) if not r["warmup"]}
+    assert all(any(r["warmup"] and r["cell_id"] == c for r in after[:i])
+               for c, i in first.items())        # each warmed up before its first measure
+    state = json.loads((moved / "state.json").read_text())
+    assert state["completed"] == len(final) <= state["planned"]
     assert not _iperf3_processes()
 
 

@@ -398,6 +398,9 @@ class _RunState:
             self.state["status"] = status
         self.state["done"] = sorted(self.done)
         self.state["completed"] = len(self.done)
+        # the fixed plan, grown by what was decided beyond it (adaptive repetitions,
+        # warm-ups of a lab rebuilt on resume): never less than what is done
+        self.state["planned"] = max(self.planned, len(self.done))
         self.state["updated_at"] = _now()
         self.run.write_state(self.state)
 
@@ -409,6 +412,19 @@ def _check_records_fit(spec: Spec, run: RunDir, done: set[str]) -> None:
         if cell_id not in cells or (rep.startswith("r") and int(rep[1:]) > spec.repetition_cap):
             raise InputError(f"{run.results_path}: holds measurements this spec does not plan "
                              f"(e.g. {key}); was the spec changed?")
+
+
+def _warmup_cells(spec: Spec, progress: _RunState, stage: tuple[ModeRef, ...],
+                  ref: ModeRef, rep: int, todo: list[Measurement]) -> list[Cell]:
+    """The cells a freshly built lab warms up: this round's, and, when the lab stays up
+    for the mode's later rounds (within-mode), every cell still owed a repetition there
+    (after a resume those need it too, not only the interrupted round's)."""
+    cells = [m.cell for m in todo]
+    if len(stage) == 1:
+        ids = {c.cell_id for c in cells}
+        cells += [c for c in _cells_of(spec, ref) if c.cell_id not in ids and any(
+            progress.wants(spec, c, r) for r in range(rep + 1, spec.repetitions + 1))]
+    return cells
 
 
 def _measure_one(spec: Spec, target: Target, session: _LabSession, run: RunDir,
@@ -495,9 +511,9 @@ def execute(
                         reporter.line(f"skipping {ref.key}: {skipped[ref.key]}")
                         continue
                     if fresh:
-                        for m in todo:
+                        for cell in _warmup_cells(spec, progress, stage, ref, rep, todo):
                             for _ in range(spec.warmup):
-                                record_one(Measurement(m.cell, progress.next_warmup(m.cell),
+                                record_one(Measurement(cell, progress.next_warmup(cell),
                                                        warmup=True))
                     for m in todo:
                         record_one(m)

@@ -17,11 +17,10 @@ from cnilab import paths
 from cnilab.errors import InputError
 from cnilab.modes import Mode, catalog, get_mode
 from cnilab.network import POD_CIDR, SERVICE_CIDR
+from cnilab.spec import HOSTS_RANGE, PODS_PER_HOST_RANGE
 
 PREFIX = "cnl"          # every namespace, link and file of the lab starts with this
 UNDERLAY_CIDR = "10.99.0.0/24"
-MAX_HOSTS = 8
-MAX_PODS_PER_HOST = 60
 
 
 @dataclass(frozen=True)
@@ -117,11 +116,12 @@ def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
                                 if True in m.policy_options and m.lab_implemented)
         raise InputError(f"{cni}/{mode} has no network policy setting 'on' "
                          f"(modes with policy: {with_policy})")
-    if not 2 <= hosts <= MAX_HOSTS:
-        raise InputError(f"--hosts must be from 2 to {MAX_HOSTS}, got {hosts}")
-    if not 1 <= pods_per_host <= MAX_PODS_PER_HOST:
-        raise InputError(f"--pods-per-host must be from 1 to {MAX_PODS_PER_HOST}, "
-                         f"got {pods_per_host}")
+    low, high = HOSTS_RANGE
+    if not low <= hosts <= high:
+        raise InputError(f"--hosts must be from {low} to {high}, got {hosts}")
+    low, high = PODS_PER_HOST_RANGE
+    if not low <= pods_per_host <= high:
+        raise InputError(f"--pods-per-host must be from {low} to {high}, got {pods_per_host}")
     underlay = list(ipaddress.ip_network(UNDERLAY_CIDR).hosts())
     # Host i gets the i-th /24 of the pod CIDR; a mode with smaller blocks (Calico's
     # /26) takes the first block of that /24, so addresses stay readable per host.

@@ -27,7 +27,8 @@ from cnilab.bench.suites import check_startup_pods
 from cnilab.errors import CnilabError, InputError
 from cnilab.lab import core, hosts, sh
 from cnilab.lab.datapaths import datapath_for
-from cnilab.lab.plan import MAX_PODS_PER_HOST, HostPlan, LabPlan, PodPlan
+from cnilab.lab.plan import HostPlan, LabPlan, PodPlan
+from cnilab.spec import PODS_PER_HOST_RANGE
 
 FIRST_PACKET_TIMEOUT_S = 3.0
 
@@ -116,9 +117,9 @@ def measure_startup(plan: LabPlan, count: int, attempt: int) -> dict[str, Any]:
     """
     check_startup_pods(count)
     host = plan.hosts[0]
-    if len(host.pods) + count > MAX_PODS_PER_HOST:
+    if len(host.pods) + count > PODS_PER_HOST_RANGE[1]:
         raise InputError(f"pod start-up: {len(host.pods)} pods per host + {count} started "
-                         f"exceeds the lab's {MAX_PODS_PER_HOST} per host")
+                         f"exceeds the lab's {PODS_PER_HOST_RANGE[1]} per host")
     reference_ip = core.pod_address(plan, host.pods[0])
     pods = startup_pods(plan, host, count, attempt)
     timings: list[PodTiming] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnilab.bench.parsers import ParseError
+from cnilab.bench.parsers import ParseError, number
 
 _RATE_UNITS = {"10^6bits/s": 1e-3, "10^9bits/s": 1.0, "10^3bits/s": 1e-6, "bits/s": 1e-9}
 _LATENCY = {"MIN_LATENCY": "min", "MEAN_LATENCY": "mean", "P50_LATENCY": "p50",
@@ -33,14 +33,20 @@ def keyvalues(text: str) -> dict[str, str]:
     return values
 
 
+# fields that are never negative; the others use -1/-2 for "does not apply" (netperf's
+# sentinels: RT_LATENCY, REQUEST_SIZE of a STREAM test, retransmits, confidence)
+_RATES = {"THROUGHPUT", "TRANSACTION_RATE", *_LATENCY}
+
+
 def _number(values: dict[str, str], key: str) -> float | None:
     raw = values.get(key)
     if raw is None or raw == "":
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        return None
+        raise ParseError(f"netperf {key} is not a number: {raw[:40]!r}") from None
+    return number(value, f"netperf {key}", negative=key not in _RATES)
 
 
 def parse(text: str) -> dict[str, Any]:
@@ -50,16 +56,26 @@ def parse(text: str) -> dict[str, Any]:
     values = keyvalues(text)
     if "THROUGHPUT" not in values:
         raise ParseError("not netperf omni -k output: no THROUGHPUT=... line")
+    if not text.endswith("\n"):
+        last = text.rstrip().splitlines()[-1] if text.strip() else ""
+        raise ParseError(f"netperf output ends mid-line ({last[:40]!r}): cut off")
+    latency = [key for key in _LATENCY if key in values]
+    if latency and len(latency) != len(_LATENCY):
+        missing = ", ".join(k for k in _LATENCY if k not in values)
+        raise ParseError(f"netperf output has some latency fields but not {missing}: cut "
+                         "off or damaged")
     units = values.get("THROUGHPUT_UNITS", "")
     protocol = values.get("PROTOCOL", "").lower() or None
     metrics: dict[str, Any] = {"protocol": protocol, "netperf_units": units}
     throughput = _number(values, "THROUGHPUT")
     if throughput is None:
-        raise ParseError(f"netperf THROUGHPUT is not a number: {values['THROUGHPUT']!r}")
+        raise ParseError("netperf THROUGHPUT is empty")
     is_rr = units.startswith("Trans")
     if is_rr:
         metrics["transactions_per_s"] = _number(values, "TRANSACTION_RATE") or throughput
-        metrics["rt_latency_us"] = _number(values, "RT_LATENCY")
+        rt_latency = _number(values, "RT_LATENCY")
+        metrics["rt_latency_us"] = rt_latency if rt_latency is not None and rt_latency >= 0 \
+            else None
         prefix = "latency"
     else:
         if units not in _RATE_UNITS:
