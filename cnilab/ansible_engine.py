@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -129,24 +130,32 @@ class Progress:
             self._line_open = False
 
 
+CANCELLING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class _Interrupt:
-    """Turns the first Ctrl-C into a cancellation request instead of a traceback."""
+    """Turns the first Ctrl-C, SIGTERM or SIGHUP into a cancellation request instead of a
+    traceback: ansible-runner then kills the playbook's whole process group."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signum = signal.SIGINT
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in CANCELLING_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self.requested:
+            self.signum = signal.Signals(signum)
         self.requested = True
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def _scrub_artifacts(artifact_dir: Path) -> None:
@@ -219,7 +228,14 @@ def run_playbook(
             on_event(event)
         return True
 
+    # Ansible's own temporary files stay in the private data directory and go with the
+    # run: a cancelled playbook is killed (its whole process group) and cannot clean
+    # ~/.ansible/tmp; on this machine (the lab's local connection) so do the "remote" ones
+    scratch = private_data_dir / "tmp"
+    local_only = inventory is None
     envvars = {
+        "ANSIBLE_LOCAL_TEMP": str(scratch / "local"),
+        **({"ANSIBLE_REMOTE_TEMP": str(scratch / "remote")} if local_only else {}),
         "ANSIBLE_CONFIG": str(paths.ansible_cfg()),
         # The interpreter that runs cnilab also runs the lab modules (they import cnilab).
         "CNILAB_PYTHON": sys.executable,
@@ -244,15 +260,20 @@ def run_playbook(
             suppress_env_files=True,
             quiet=True,
             rotate_artifacts=0,
+            # how often ansible-runner looks at cancel_callback (default 5 s: a build
+            # cancelled by a signal would go on for seconds)
+            settings={"pexpect_timeout": 0.2},
         )
         thread.join()
+    shutil.rmtree(scratch, ignore_errors=True)
     progress.close()
     artifact_dir = Path(runner.config.artifact_dir)
     _scrub_artifacts(artifact_dir)
     result = PlaybookResult(playbook=playbook, status=str(runner.status), rc=int(runner.rc or 0),
                             failures=failures, stats=stats, artifact_dir=str(artifact_dir))
     if runner.status == "canceled" or interrupt.requested:
-        raise Interrupted(f"interrupted: playbook {playbook} cancelled")
+        raise Interrupted(f"interrupted ({signal.Signals(interrupt.signum).name}): playbook "
+                          f"{playbook} cancelled", interrupt.signum)
     if check and not result.ok:
         raise PlaybookFailed(result)
     return result

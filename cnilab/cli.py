@@ -6,13 +6,21 @@ import argparse
 import ipaddress
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cnilab import __version__, paths
-from cnilab.errors import CapabilityError, CnilabError, InputError, SpecError
+from cnilab.errors import (
+    CapabilityError,
+    CnilabError,
+    InputError,
+    Interrupted,
+    SpecError,
+    Terminated,
+)
 
 EXIT_INPUT = 2
 
@@ -34,9 +42,10 @@ def _lab_progress(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _cmd_lab(args: argparse.Namespace) -> int:
     from cnilab.ansible_engine import run_playbook
-    from cnilab.lab import status
+    from cnilab.lab import lock, status
     from cnilab.lab.plan import load_saved_plan, make_plan
 
+    command = " ".join(["cnilab", *sys.argv[1:]])
     if args.lab != "netns":
         raise CnilabError(f"--lab {args.lab}: `cnilab lab` manages the netns lab; a cluster is "
                           "managed with `cnilab cluster`")
@@ -49,19 +58,27 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             raise SpecError("cnilab lab up", None, "--cni and --mode are required")
         plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host,
                          args.policy == "on")
-        from cnilab.lab.core import BUILDER_ENV, preflight
+        from cnilab.lab import core
 
-        preflight(plan)
-        run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
-                     extravars={"lab_netns_state": "present", "lab_netns_plan": plan.to_dict()},
-                     progress=_lab_progress(args), ident="lab-up",
-                     env={BUILDER_ENV: "1"})
+        with lock.holding(command):
+            core.preflight(plan)
+            try:
+                run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
+                             extravars={"lab_netns_state": "present",
+                                        "lab_netns_plan": plan.to_dict()},
+                             progress=_lab_progress(args), ident="lab-up",
+                             env={core.BUILDER_ENV: "1"})
+            except Interrupted:
+                core.down()        # a cancelled build leaves no half-built lab
+                raise
+            lock.record_owner("`cnilab lab up`")
         print(status.format_status(status.lab_status(plan)))
         return 0
     if args.action == "down":
-        result = run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
-                              extravars={"lab_netns_state": "absent"},
-                              progress=_lab_progress(args), ident="lab-down")
+        with lock.holding(command):
+            result = run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
+                                  extravars={"lab_netns_state": "absent"},
+                                  progress=_lab_progress(args), ident="lab-down")
         print("netns lab removed" if result.changed_count() else "no netns lab was up")
         return 0
     saved = load_saved_plan()
@@ -85,7 +102,8 @@ def _run_status(outcome: Any) -> int:
 def _cluster_options(args: argparse.Namespace) -> dict[str, Any]:
     """The real-cluster target's options of ``run`` and ``reproduce``."""
     return {"inventory": Path(args.inventory) if args.inventory else None,
-            "profile": args.profile, "replace_kube_proxy": args.replace_kube_proxy}
+            "profile": args.profile, "replace_kube_proxy": args.replace_kube_proxy,
+            "replace_lab": args.replace_lab}
 
 
 def _target_arguments(p: argparse.ArgumentParser) -> None:
@@ -100,6 +118,9 @@ def _target_arguments(p: argparse.ArgumentParser) -> None:
                         "cluster (default current)")
     p.add_argument("--replace-kube-proxy", action="store_true",
                    help="on a cluster, let plugins that can replace kube-proxy do so")
+    p.add_argument("--replace-lab", action="store_true",
+                   help="take down a netns lab this run did not build (e.g. one brought up "
+                        "with `cnilab lab up`) instead of refusing")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -499,17 +520,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM and SIGHUP stop the work as Ctrl-C does (the engine brings the lab down and
+    # records the run as interrupted), instead of killing the process mid-measurement
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     try:
         status: int = args.func(args)
         return status
     except SpecError as exc:
         print(str(exc), file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
-        print("cnilab: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"cnilab: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except CnilabError as exc:
         print(f"cnilab: {exc}", file=sys.stderr)
         return exc.exit_status

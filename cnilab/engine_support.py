@@ -30,20 +30,26 @@ def plan_summary(spec: Spec) -> str:
 def start_or_resume(
     spec_path: Path, lab: str, out: Path | None, resume: Path | None, *, with_report: bool,
     argv: list[str], quick: bool = False, inventory: Path | None = None,
-    profile: str = "current", replace_kube_proxy: bool = False,
+    profile: str = "current", replace_kube_proxy: bool = False, replace_lab: bool = False,
 ) -> tuple[RunOutcome, Path | None]:
     spec = load_spec(spec_path, quick=quick)
     target = make_target(lab, inventory, profile, replace_kube_proxy,
-                         hosts=spec.hosts, pods_per_host=spec.pods_per_host)
+                         hosts=spec.hosts, pods_per_host=spec.pods_per_host,
+                         replace_lab=replace_lab)
     pins = load_pins()
     target.preflight(spec)
     if resume is not None:
         run = RunDir.open(resume)
         ensure_same_spec(run, spec)
         ensure_same_target(run, target)
+        run_id = run.run_id
     else:
-        run = RunDir.create(out or paths.default_runs_dir(), new_run_id(spec))
-        run.write_manifest(build_manifest(spec, pins, target, run, argv))
-    outcome = execute(spec, target, run)
+        run_id = new_run_id(spec)
+    # held before the run directory exists: a busy lab refuses with nothing written
+    with target.session(" ".join(argv), f"run {run_id}"):
+        if resume is None:
+            run = RunDir.create(out or paths.default_runs_dir(), run_id)
+            run.write_manifest(build_manifest(spec, pins, target, run, argv))
+        outcome = execute(spec, target, run)
     report = write_report(run.path) if with_report else None
     return outcome, report

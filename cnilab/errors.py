@@ -40,6 +40,20 @@ class CapabilityError(InputError):
 
 
 class Interrupted(CnilabError):
-    """The user pressed Ctrl-C: the work in progress (a playbook, a run) was cancelled."""
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) cancelled the work in progress (a playbook, a
+    run); the exit status is the shell's for that signal, 128 + its number."""
 
-    exit_status = 130
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_status = 128 + signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C would raise KeyboardInterrupt, so that
+    every signal stops the work the same way: measurement stopped, lab brought down, the
+    run recorded as interrupted."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

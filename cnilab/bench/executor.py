@@ -210,6 +210,10 @@ class NetnsExecutor(Executor):
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             return Completed(full, -9, out, err, time.monotonic() - started, timed_out=True)
+        except BaseException:        # a signal stopped the run: the client goes with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
 
     def interface_packets(self, endpoint: Endpoint, ifname: str = "eth0") -> int | None:
         if endpoint.locator is None:

@@ -13,7 +13,7 @@ TARGETS = ("netns", "vagrant")
 
 def make_target(kind: str, inventory: Path | None = None, profile: str = "current",
                 replace_kube_proxy: bool = False, *, hosts: int = 2,
-                pods_per_host: int = 4) -> Target:
+                pods_per_host: int = 4, replace_lab: bool = False) -> Target:
     """The target for ``--lab KIND`` / ``--inventory FILE``: an inventory makes it a
     cluster; ``vagrant`` is the cluster of the Vagrant lab's inventory. ``hosts`` and
     ``pods_per_host`` are the spec's topology, which the netns lab builds (a cluster
@@ -30,5 +30,5 @@ def make_target(kind: str, inventory: Path | None = None, profile: str = "curren
     if kind == "netns":
         from cnilab.targets.netns import NetnsTarget
 
-        return NetnsTarget(hosts, pods_per_host)
+        return NetnsTarget(hosts, pods_per_host, replace_lab=replace_lab)
     raise InputError(f"--lab must be one of {', '.join(TARGETS)}, got '{kind}'")

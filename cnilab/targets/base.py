@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,13 @@ class Target(ABC):
     # on a cluster, a plugin that cannot be deployed is a result; in the lab it is a bug.
     skips_modes_that_fail_to_come_up = False
 
+    @contextlib.contextmanager
+    def session(self, command: str, owner: str) -> Iterator[None]:
+        """Hold the target for the whole of a run: ``command`` says what runs (for a
+        second command refused meanwhile), ``owner`` names the run (for what it builds).
+        By default a target needs no holding."""
+        yield
+
     def preflight(self, spec: Spec) -> None:
         """Refuse the run before anything is written (a run directory, a machine), when
         this target cannot run ``spec`` at all; modes it cannot bring up one by one are
@@ -30,7 +39,8 @@ class Target(ABC):
     @abstractmethod
     def up(self, mode: ModeRef, *, workdir: Path) -> None:
         """Bring the mode's datapath up (idempotent; replaces a stale one of the same
-        target); ``workdir`` keeps its records (Ansible artifacts)."""
+        target); ``workdir`` keeps its records (Ansible artifacts). A build that fails or
+        is interrupted half-way leaves nothing of itself behind."""
 
     def unavailable(self, mode: ModeRef) -> str | None:
         """Why this target cannot bring the mode up at all (None: it can). A matrix entry

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cnilab.ansible_engine import Progress, run_playbook
 from cnilab.bench.executor import Endpoint, Executor, NetnsExecutor
 from cnilab.errors import CnilabError, InputError
-from cnilab.lab import core, kube_proxy, rules, startup, status
+from cnilab.lab import core, kube_proxy, lock, rules, startup, status
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan, make_plan
 from cnilab.spec import ModeRef, Spec
@@ -27,11 +29,22 @@ class NetnsTarget(Target):
     emulation = True
 
     def __init__(self, hosts: int = 2, pods_per_host: int = 4,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, replace_lab: bool = False) -> None:
         self.hosts = hosts
         self.pods_per_host = pods_per_host
         self.plan: LabPlan | None = None
         self.progress = progress or Progress()
+        # a lab someone else built (`lab up`, another run) is refused unless replace_lab
+        self.replace_lab = replace_lab
+        self.owner = f"pid {os.getpid()}"
+
+    @contextlib.contextmanager
+    def session(self, command: str, owner: str) -> Iterator[None]:
+        """The lab's lock for the whole run (one owner at a time), and the run's name
+        on what it builds."""
+        with lock.holding(command):
+            self.owner = owner
+            yield
 
     def _make_plan(self, mode: ModeRef) -> LabPlan:
         return make_plan(mode.cni, mode.mode, self.hosts, self.pods_per_host, mode.policy)
@@ -56,11 +69,21 @@ class NetnsTarget(Target):
         plan = self._make_plan(mode)
         core.check_buildable(plan)  # refuse before touching anything
         if core.lab_namespaces(plan.prefix):
+            built_by = lock.owner()
+            if built_by != self.owner and not self.replace_lab:
+                raise InputError(f"a netns lab built by {built_by or 'another command'} is up; "
+                                 "bring it down (`cnilab lab down`) or pass --replace-lab")
             self.down(workdir=workdir)
-        run_playbook(PLAYBOOK, private_data_dir=workdir,
-                     extravars={"lab_netns_state": "present", "lab_netns_plan": plan.to_dict()},
-                     progress=self.progress, ident=f"up-{mode.cni}-{mode.mode}",
-                     env={core.BUILDER_ENV: "1"})
+        try:
+            run_playbook(PLAYBOOK, private_data_dir=workdir,
+                         extravars={"lab_netns_state": "present",
+                                    "lab_netns_plan": plan.to_dict()},
+                         progress=self.progress, ident=f"up-{mode.cni}-{mode.mode}",
+                         env={core.BUILDER_ENV: "1"})
+        except BaseException:
+            core.down()      # a build stopped half-way (a signal, a failed step) leaves nothing
+            raise
+        lock.record_owner(self.owner)
         self.plan = plan
 
     def unavailable(self, mode: ModeRef) -> str | None:

@@ -1,0 +1,130 @@
+"""One owner per lab, and clean exits on every signal, tried as an unlucky user would:
+a second command on a busy lab, a run started over someone's `lab up`, SIGTERM and
+SIGHUP in the middle of a run, SIGTERM in the middle of a lab build."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cnilab.lab import core
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+SPEC = """\
+name: owner
+matrix: [{cni: flannel, mode: vxlan}]
+placements: [intra-host, inter-host]
+tests:
+  - suite: iperf3-tcp
+    params: {duration_s: 2, omit_s: 0}
+repetitions: 20
+warmup: 0
+"""
+
+
+def _cnilab(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    exe = Path(sys.executable).with_name("cnilab")
+    return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _wait_for(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _records(out: Path) -> int:
+    found = list(out.glob("*/results.jsonl"))
+    return len(found[0].read_text().splitlines()) if found else 0
+
+
+def _processes(name: str) -> list[str]:
+    """Live processes whose command line names ``name`` (zombies are not: whatever dies
+    after its parent is reaped by PID 1, which on some build machines never reaps)."""
+    found = subprocess.run(["pgrep", "-a", "-f", name], capture_output=True, text=True,
+                           check=False).stdout.splitlines()
+    return [line for line in found if "<defunct>" not in line]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_busy_lab_refuses_others_and_a_signal_ends_the_run_cleanly(
+        cli: Any, clean_lab: None, tmp_path: Path, signum: int) -> None:
+    spec = tmp_path / "owner.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "runs"
+    run = _cnilab("run", str(spec), "--lab", "netns", "--out", str(out))
+    try:
+        _wait_for(lambda: _records(out) >= 1, 120, "the first measurement")
+        for args in (("lab", "up", "--cni", "calico", "--mode", "bgp"), ("lab", "down"),
+                     ("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "r2"))):
+            refused = cli(*args)
+            assert refused.returncode == 1, refused.stderr
+            line = refused.stderr.strip()
+            assert line.startswith(f"cnilab: the netns lab is in use by pid {run.pid} "
+                                   f"(`cnilab run {spec} --lab netns --out {out}`, since "), line
+            assert len(line.splitlines()) == 1
+        assert not (tmp_path / "r2").exists()
+        run.send_signal(signum)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 128 + signum, err
+    assert f"interrupted ({signal.Signals(signum).name})" in err
+    (run_dir,) = out.iterdir()
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "interrupted"
+    assert not any(core.leftovers().values())          # the lab went down with the run
+    assert not _processes("iperf3")
+    # the lab is free again
+    assert cli("lab", "status", "--json").returncode == 0
+
+
+def test_a_run_does_not_tear_down_a_lab_it_did_not_build(cli: Any, clean_lab: None,
+                                                         tmp_path: Path) -> None:
+    assert cli("lab", "up", "--cni", "flannel", "--mode", "host-gw", "--quiet").returncode == 0
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SPEC.replace("repetitions: 20", "repetitions: 1"))
+    refused = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == "cnilab: a netns lab built by `cnilab " \
+        "lab up` is up; bring it down (`cnilab lab down`) or pass --replace-lab"
+    assert core.lab_namespaces()                        # still up, untouched
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("*/results*"))
+    replaced = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"),
+                   "--replace-lab")
+    assert replaced.returncode == 0, replaced.stderr
+
+
+def test_sigterm_during_a_lab_build_stops_the_playbook_and_leaves_nothing(
+        tmp_path: Path, clean_lab: None) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    build = _cnilab("lab", "up", "--cni", "kube-router", "--mode", "bgp",
+                    env={"HOME": str(home)})
+    try:
+        _wait_for(lambda: bool(_processes("ansible-playbook")), 60, "the playbook")
+        time.sleep(0.5)
+        build.send_signal(signal.SIGTERM)
+        _, err = build.communicate(timeout=60)
+    finally:
+        if build.poll() is None:
+            os.killpg(build.pid, signal.SIGKILL)
+    assert build.returncode == 143, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert not _processes("ansible-playbook") and not _processes("gobgpd")
+    assert not any(core.leftovers().values())
+    assert not list(home.glob(".ansible/tmp/*"))
