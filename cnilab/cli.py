@@ -85,7 +85,10 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     if saved is None:
         print(json.dumps({"up": False}) if args.json else "no netns lab is up")
         return 0
+    from cnilab.lab import core, idle
+
     data = status.lab_status(saved)
+    data["idle_cpu"] = idle.measure(core.lab_namespaces(saved.prefix)).as_record()
     print(json.dumps(data, indent=2) if args.json else status.format_status(data))
     return 0
 

@@ -539,6 +539,8 @@ def _record_snapshot(run: RunDir, key: str, target: Target) -> None:
     manifest = run.read_manifest()
     manifest["lab_snapshots"][key] = path.relative_to(run.path).as_posix()
     manifest["fidelity"][key] = target.fidelity()
+    if "idle_cpu" in snap:          # what the target's own machinery used while idle
+        manifest.setdefault("idle_cpu", {})[key] = snap["idle_cpu"]
     run.write_manifest(manifest)
 
 

@@ -110,6 +110,11 @@ def format_status(status: dict[str, Any]) -> str:
     """Human-readable rendering of ``lab_status``."""
     lines = [f"netns lab (an emulation): {status['cni']}/{status['mode']}, "
              f"underlay {status['underlay']}"]
+    if "idle_cpu" in status:
+        cpu = status["idle_cpu"]
+        lines.append(f"idle CPU: the lab's processes {cpu['lab_percent']:.1f} % of the "
+                     f"machine (limit {cpu['limit_percent']:.0f} %), the machine "
+                     f"{cpu['machine_busy_percent']:.1f} % over {cpu['window_s']:g} s")
     for note in status["fidelity"]:
         lines.append(f"  fidelity: {note}")
     for host in status["hosts"]:

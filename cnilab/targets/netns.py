@@ -11,7 +11,7 @@ from typing import Any
 from cnilab.ansible_engine import Progress, run_playbook
 from cnilab.bench.executor import Endpoint, Executor, NetnsExecutor
 from cnilab.errors import CnilabError, InputError
-from cnilab.lab import core, kube_proxy, lock, rules, startup, status
+from cnilab.lab import core, idle, kube_proxy, lock, rules, startup, status
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan, make_plan
 from cnilab.spec import ModeRef, Spec
@@ -37,6 +37,7 @@ class NetnsTarget(Target):
         # a lab someone else built (`lab up`, another run) is refused unless replace_lab
         self.replace_lab = replace_lab
         self.owner = f"pid {os.getpid()}"
+        self.idle: idle.IdleCpu | None = None
 
     @contextlib.contextmanager
     def session(self, command: str, owner: str) -> Iterator[None]:
@@ -80,6 +81,11 @@ class NetnsTarget(Target):
                                     "lab_netns_plan": plan.to_dict()},
                          progress=self.progress, ident=f"up-{mode.cni}-{mode.mode}",
                          env={core.BUILDER_ENV: "1"})
+            # the idle lab's own machinery, before anything is measured on it
+            self.idle = idle.measure(core.lab_namespaces(plan.prefix))
+            problem = self.idle.problem()
+            if problem:
+                raise CnilabError(f"{mode.key}: {problem}")
         except BaseException:
             core.down()      # a build stopped half-way (a signal, a failed step) leaves nothing
             raise
@@ -165,7 +171,10 @@ class NetnsTarget(Target):
         return NetnsExecutor()
 
     def snapshot(self) -> dict[str, Any]:
-        return status.lab_status(self._plan())
+        snap = status.lab_status(self._plan())
+        if self.idle is not None:
+            snap["idle_cpu"] = self.idle.as_record()
+        return snap
 
     def fidelity(self) -> list[str]:
         plan = self._plan()
