@@ -11,20 +11,38 @@ optionally params and sweep condition) and says what should hold between them:
 - ``untestable``: stated for completeness, with the ``reason`` it cannot be
   checked by cnilab (e.g. NIC tunnel offload, memory of agents we do not run).
 
-"Beats" means the mean is better in the metric's direction and Welch's t-test
-says the difference is significant at 95 %. Verdicts: ``holds``, ``does not
-hold`` (the opposite is significant), ``inconclusive`` (no significant
-difference either way: more repetitions needed), ``not testable`` (with the
-reason: missing cells, a claim about hardware the lab lacks, ...).
+Each claim is a set of comparisons between cells, decided by cnilab.decisions
+(paired by round where the design allows, on log values, TOST for equivalence)
+at looks controlled by cnilab.sequential. Verdicts: ``holds`` (every comparison
+significantly the stated way), ``does not hold`` (one is significantly the other
+way), ``no meaningful difference`` (one lies provably within the equivalence
+margin), ``inconclusive`` (not decided by the last look: more rounds needed), and
+``not testable`` (with the reason: missing cells, hardware the lab lacks, ...).
+docs/statistics.md explains the procedure and its error rates.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cnilab.decisions import (
+    BETTER,
+    EQUIVALENT,
+    UNDECIDED,
+    WORSE,
+    Design,
+    Effect,
+    PairOutcomes,
+    PairTest,
+    decide_pairs,
+    look_level,
+    paired_effect,
+    unpaired_effect,
+)
 from cnilab.errors import SpecError
-from cnilab.stats import Comparison, spearman, welch
+from cnilab.stats import spearman
 from cnilab.summary import CellSummary, lower_is_better
 from cnilab.yamlpos import PosDict, PosList, line_of
 
@@ -40,8 +58,9 @@ OPTIONAL = {"params", "condition", "note", "at_max"}
 # the shape of every claim field (checked before any field is used)
 _LISTS = {"among", "better", "than", "modes", "placements"}
 _MAPPINGS = {"params", "condition"}
-HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE = ("holds", "does not hold", "inconclusive",
-                                          "not testable")
+HOLDS, FAILS, EQUAL, INCONCLUSIVE, UNTESTABLE = (
+    "holds", "does not hold", "no meaningful difference", "inconclusive", "not testable")
+DECIDED = (HOLDS, FAILS, EQUAL)
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,9 @@ class Verdict:
     verdict: str
     reason: str
     evidence: list[str] = field(default_factory=list)
+    look: int | None = None          # the round after which it was decided (or last seen)
+    n: int | None = None             # the smallest n among its comparisons at that look
+    pairs: list[dict[str, Any]] = field(default_factory=list)   # each comparison's numbers
 
 
 def parse_claims(value: Any, where: Any, path: str, mode_keys: set[str]) -> tuple[Claim, ...]:
@@ -131,8 +153,14 @@ def parse_claims(value: Any, where: Any, path: str, mode_keys: set[str]) -> tupl
 
 
 class _Cells:
+    """The cells a claim names, and their values up to a round."""
+
     def __init__(self, cells: list[CellSummary], records: list[dict[str, Any]]) -> None:
         self.cells, self.records = cells, records
+        self._by_cell: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            if not r.get("warmup") and r["status"] == "ok":
+                self._by_cell.setdefault(r["cell_id"], []).append(r)
 
     def _at_max(self, claim: Claim) -> tuple[dict[str, Any], dict[str, Any]]:
         """params and condition of the claim, with ``at_max: KEY`` resolved to the largest
@@ -171,141 +199,281 @@ class _Cells:
                     "condition in the claim")
         return found[0]
 
-    def values(self, cell: CellSummary, metric: str) -> list[float]:
-        return cell.values if metric == cell.metric else cell.values_of(metric, self.records)
-
-
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "no values"
-    mean = sum(values) / len(values)
-    return f"{mean:.4g} (n={len(values)})"
-
-
-def _beats(a: list[float], b: list[float], lower: bool) -> tuple[int, Comparison | None]:
-    """+1: a significantly better than b; -1: significantly worse; 0: neither."""
-    c = welch(a, b)
-    if c is None or not c.significant():
-        return 0, c
-    better = c.mean_a < c.mean_b if lower else c.mean_a > c.mean_b
-    return (1 if better else -1), c
-
-
-def _pairs(claim: Claim, cells: _Cells, winners: list[str],
-           losers: list[str]) -> Verdict:
-    metric = claim.get("metric")
-    lower = lower_is_better(metric)
-    evidence: list[str] = []
-    outcomes: list[int] = []
-    for w in winners:
-        for lo in losers:
-            cw, cl = cells.find(claim, w), cells.find(claim, lo)
-            if isinstance(cw, str) or isinstance(cl, str):
-                return Verdict(claim, UNTESTABLE, cw if isinstance(cw, str) else str(cl))
-            vw, vl = cells.values(cw, metric), cells.values(cl, metric)
-            outcome, comp = _beats(vw, vl, lower)
-            outcomes.append(outcome)
-            p = f"p={comp.p_value:.3g}" if comp else "too few repetitions for a test"
-            evidence.append(f"{w} {_fmt(vw)} vs {lo} {_fmt(vl)} {metric}: {p}")
-    direction = "lower" if lower else "higher"
-    if all(o == 1 for o in outcomes):
-        return Verdict(claim, HOLDS, f"every comparison significant, {direction} is better",
-                       evidence)
-    if any(o == -1 for o in outcomes):
-        return Verdict(claim, FAILS, "at least one comparison is significantly the other way",
-                       evidence)
-    return Verdict(claim, INCONCLUSIVE, "some differences are not significant at 95 %",
-                   evidence)
-
-
-def _no_single_best(claim: Claim, cells: _Cells) -> Verdict:
-    metric, among = claim.get("metric"), list(claim.get("among"))
-    lower = lower_is_better(metric)
-    winners: dict[str, tuple[str, list[float]]] = {}
-    evidence: list[str] = []
-    for placement in claim.get("placements"):
-        ranked: list[tuple[float, str, list[float]]] = []
-        for mode in among:
-            cell = cells.find(claim, mode, placement)
-            if isinstance(cell, str):
-                return Verdict(claim, UNTESTABLE, cell)
-            vals = cells.values(cell, metric)
-            ranked.append((sum(vals) / len(vals), mode, vals))
-        ranked.sort(reverse=not lower)
-        winners[placement] = (ranked[0][1], ranked[0][2])
-        evidence.append(f"{placement}: best {ranked[0][1]} {_fmt(ranked[0][2])}, next "
-                        f"{ranked[1][1]} {_fmt(ranked[1][2])} {metric}")
-    names = {w for w, _ in winners.values()}
-    if len(names) == 1:
-        return Verdict(claim, FAILS, f"{names.pop()} is best at every placement", evidence)
-    # each placement's winner must really beat the other placement's winner there
-    significant = True
-    for placement, (winner, _) in winners.items():
-        for other, _ in winners.values():
-            if other == winner:
-                continue
-            a, b = cells.find(claim, winner, placement), cells.find(claim, other, placement)
-            assert not isinstance(a, str) and not isinstance(b, str)
-            outcome, _ = _beats(cells.values(a, metric), cells.values(b, metric), lower)
-            significant &= outcome == 1
-    if significant:
-        return Verdict(claim, HOLDS, "the best plugin differs between placements", evidence)
-    return Verdict(claim, INCONCLUSIVE, "different winners, but not significantly", evidence)
-
-
-def _trend(claim: Claim, cells: _Cells) -> Verdict:
-    metric, key = claim.get("metric"), claim.get("sweep")
-    decreasing = claim.get("direction") == "decreasing"
-    base_condition = dict(claim.get("condition") or {})
-    evidence: list[str] = []
-    outcomes: list[int] = []
-    for mode in claim.get("modes"):
-        # the sweep's points: cells with the key (and the claim's other condition values),
-        # plus the unconditioned cell, which is the 0 point
-        series = sorted(
-            ((int(c.condition.get(key, 0)), c) for c in cells.cells
+    def series(self, claim: Claim, mode: str) -> list[tuple[int, CellSummary]]:
+        """A trend claim's sweep points for one mode, by sweep value: the cells with the
+        sweep key (and the claim's other condition values) plus the unconditioned cell,
+        which is the 0 point."""
+        key = claim.get("sweep")
+        base_condition = dict(claim.get("condition") or {})
+        return sorted(
+            ((int(c.condition.get(key, 0)), c) for c in self.cells
              if c.matches(mode=mode, placement=claim.get("placement"),
                           suite=claim.get("suite"), params=claim.get("params"))
              and (not c.condition or (key in c.condition and all(
                  c.condition.get(k) == v for k, v in base_condition.items())))),
             key=lambda p: p[0])
+
+    def rounds(self, cell: CellSummary, metric: str, upto: int) -> dict[int, float]:
+        """round (repetition) -> value of ``metric``, for the rounds up to ``upto``."""
+        return {int(r["repetition"]): float(r["metrics"][metric])
+                for r in self._by_cell.get(cell.cell_id, [])
+                if r["repetition"] <= upto and isinstance(r["metrics"].get(metric), int | float)
+                and not isinstance(r["metrics"].get(metric), bool)}
+
+    def last_round(self, cells: list[CellSummary]) -> int:
+        return max((int(r["repetition"]) for c in cells for r in self._by_cell.get(c.cell_id, [])),
+                   default=0)
+
+
+def _mean(values: dict[int, float]) -> float:
+    return sum(values.values()) / len(values) if values else math.nan
+
+
+def _fmt(values: dict[int, float]) -> str:
+    return f"{_mean(values):.4g} (n={len(values)})" if values else "no values"
+
+
+class _Look:
+    """Builds the pair tests of one claim at one look (round ``upto``)."""
+
+    def __init__(self, table: _Cells, design: Design, upto: int) -> None:
+        self.table, self.design, self.upto = table, design, upto
+
+    def values(self, cell: CellSummary, metric: str, upto: int | None = None) -> dict[int, float]:
+        return self.table.rounds(cell, metric, self.upto if upto is None else upto)
+
+    def _effect(self, a: CellSummary, b: CellSummary, metric: str,
+                upto: int) -> Effect | str:
+        va, vb = self.values(a, metric, upto), self.values(b, metric, upto)
+        if a.mode_key == b.mode_key or self.design.blocked:
+            return paired_effect(va, vb)
+        return unpaired_effect(list(va.values()), list(vb.values()))
+
+    def pair(self, a: CellSummary, b: CellSummary, metric: str, higher_is_better: bool,
+             label_a: str, label_b: str) -> PairTest | str:
+        effect = self._effect(a, b, metric, self.upto)
+        if isinstance(effect, str):
+            return f"{label_a} vs {label_b}: {effect}"
+        # n at every look so far: the level of this look depends on the looks before it
+        va, vb = self.values(a, metric), self.values(b, metric)
+        paired = effect.paired
+        sizes = []
+        for r in range(min(self.design.first_look, self.upto), self.upto + 1):
+            ra = {k for k in va if k <= r}
+            rb = {k for k in vb if k <= r}
+            sizes.append(len(ra & rb) if paired else min(len(ra), len(rb)))
+        return PairTest(label_a, label_b, metric, effect, higher_is_better,
+                        self.design.margin_of(metric), look_level(self.design, sizes))
+
+
+@dataclass
+class _Outcome:
+    verdict: str
+    reason: str
+    evidence: list[str]
+    tests: list[tuple[PairTest, str]] = field(default_factory=list)
+
+
+def _judge(decided: PairOutcomes, holds: str, fails: str, untested: list[str],
+           evidence: list[str], *, monotone: dict[int, bool] | None = None) -> _Outcome:
+    """The claim's verdict from its pairs: 'does not hold' if any pair is significantly
+    the other way, 'no meaningful difference' if any is within the margin, 'holds' if
+    every one is significantly the stated way (and, for trends, monotone)."""
+    outcomes = list(decided.outcomes)
+    for i, ok in (monotone or {}).items():
+        if outcomes[i] == BETTER and not ok:
+            outcomes[i] = UNDECIDED
+    tests = list(zip(decided.tests, outcomes, strict=True))
+    evidence = evidence + untested    # each test's numbers are added once decided
+    if WORSE in outcomes:
+        return _Outcome(FAILS, fails, evidence, tests)
+    if EQUIVALENT in outcomes:
+        return _Outcome(EQUAL, "at least one difference lies within the equivalence margin",
+                        evidence, tests)
+    if outcomes and all(o == BETTER for o in outcomes) and not untested:
+        return _Outcome(HOLDS, holds, evidence, tests)
+    return _Outcome(INCONCLUSIVE, "some differences are neither significant nor shown to "
+                    "lie within the margin", evidence, tests)
+
+
+def _pairs(claim: Claim, look: _Look, winners: list[str], losers: list[str]) -> _Outcome:
+    metric = claim.get("metric")
+    higher = not lower_is_better(metric)
+    tests: list[PairTest] = []
+    untested: list[str] = []
+    evidence: list[str] = []
+    for w in winners:
+        for lo in losers:
+            cw, cl = look.table.find(claim, w), look.table.find(claim, lo)
+            if isinstance(cw, str) or isinstance(cl, str):
+                return _Outcome(UNTESTABLE, cw if isinstance(cw, str) else str(cl), [])
+            evidence.append(f"{w} {_fmt(look.values(cw, metric))} vs {lo} "
+                            f"{_fmt(look.values(cl, metric))} {metric}")
+            test = look.pair(cw, cl, metric, higher, w, lo)
+            if isinstance(test, str):
+                if "no ratio" in test:
+                    return _Outcome(UNTESTABLE, test, [])
+                untested.append(test)
+            else:
+                tests.append(test)
+    direction = "higher" if higher else "lower"
+    return _judge(decide_pairs(tests), f"every comparison significant, {direction} is better",
+                  "at least one comparison is significantly the other way", untested, evidence)
+
+
+def _no_single_best(claim: Claim, look: _Look) -> _Outcome:
+    metric, among = claim.get("metric"), list(claim.get("among"))
+    higher = not lower_is_better(metric)
+    winners: dict[str, str] = {}
+    cells: dict[tuple[str, str], CellSummary] = {}
+    evidence: list[str] = []
+    for placement in claim.get("placements"):
+        ranked: list[tuple[float, str]] = []
+        for mode in among:
+            cell = look.table.find(claim, mode, placement)
+            if isinstance(cell, str):
+                return _Outcome(UNTESTABLE, cell, [])
+            cells[(mode, placement)] = cell
+            values = look.values(cell, metric)
+            if not values:
+                return _Outcome(INCONCLUSIVE, f"no values of {mode} at {placement} yet", [])
+            ranked.append((_mean(values), mode))
+        ranked.sort(reverse=higher)
+        winners[placement] = ranked[0][1]
+        evidence.append(f"{placement}: best {ranked[0][1]} "
+                        f"{_fmt(look.values(cells[(ranked[0][1], placement)], metric))}, next "
+                        f"{ranked[1][1]} "
+                        f"{_fmt(look.values(cells[(ranked[1][1], placement)], metric))} {metric}")
+    names = set(winners.values())
+    tests: list[PairTest] = []
+    untested: list[str] = []
+
+    def add(a: str, b: str, placement: str) -> None:
+        test = look.pair(cells[(a, placement)], cells[(b, placement)], metric, higher,
+                         f"{a}@{placement}", f"{b}@{placement}")
+        (untested.append if isinstance(test, str) else tests.append)(test)  # type: ignore[arg-type]
+
+    if len(names) == 1:
+        # one mode leads everywhere: the claim fails if it leads significantly everywhere
+        leader = names.pop()
+        for placement in claim.get("placements"):
+            for other in among:
+                if other != leader:
+                    add(leader, other, placement)
+        decided = decide_pairs(tests)
+        judged = _judge(decided, "", "", untested, evidence)
+        if judged.verdict == HOLDS:
+            return _Outcome(FAILS, f"{leader} is significantly best at every placement",
+                            judged.evidence, judged.tests)
+        if judged.verdict == EQUAL:
+            return judged
+        return _Outcome(INCONCLUSIVE, f"{leader} leads at every placement, not significantly",
+                        judged.evidence, judged.tests)
+    # each placement's winner must really beat the other placements' winners there
+    for placement, winner in winners.items():
+        for other in set(winners.values()) - {winner}:
+            add(winner, other, placement)
+    return _judge(decide_pairs(tests), "the best plugin differs between placements",
+                  "a placement's leader is significantly beaten there", untested, evidence)
+
+
+def _trend(claim: Claim, look: _Look) -> _Outcome:
+    metric, key = claim.get("metric"), claim.get("sweep")
+    decreasing = claim.get("direction") == "decreasing"
+    evidence: list[str] = []
+    tests: list[PairTest] = []
+    untested: list[str] = []
+    monotone: dict[int, bool] = {}
+    for mode in claim.get("modes"):
+        series = look.table.series(claim, mode)
         if len(series) < 2:
-            return Verdict(claim, UNTESTABLE, f"fewer than 2 {key} values measured for {mode}")
+            return _Outcome(UNTESTABLE, f"fewer than 2 {key} values measured for {mode}", [])
+        means = [_mean(look.values(c, metric)) for _, c in series]
+        if any(math.isnan(m) for m in means):
+            return _Outcome(INCONCLUSIVE, f"{mode}: a {key} point has no values yet", [])
         xs = [float(x) for x, _ in series]
-        means = [sum(cells.values(c, metric)) / len(cells.values(c, metric)) for _, c in series]
         rho = spearman(xs, means)
-        first = cells.values(series[0][1], metric)
-        last = cells.values(series[-1][1], metric)
-        outcome, comp = _beats(last, first, lower=decreasing)
-        monotone = rho is None or (rho <= -0.8 if decreasing else rho >= 0.8)
-        outcomes.append(outcome if monotone or outcome == -1 else 0)
         pts = ", ".join(f"{int(x)}: {m:.4g}" for x, m in zip(xs, means, strict=True))
         evidence.append(f"{mode} {metric} by {key}: {pts}; Spearman "
-                        f"{'n/a' if rho is None else f'{rho:.2f}'}; first vs last "
-                        f"{f'p={comp.p_value:.3g}' if comp else 'untested'}")
+                        f"{'n/a' if rho is None else f'{rho:.2f}'}")
+        (x0, first), (x1, last) = series[0], series[-1]
+        test = look.pair(last, first, metric, not decreasing, f"{mode}@{key}={x1}",
+                         f"{mode}@{key}={x0}")
+        if isinstance(test, str):
+            untested.append(test)
+            continue
+        monotone[len(tests)] = rho is None or (rho <= -0.8 if decreasing else rho >= 0.8)
+        tests.append(test)
     word = "decreases" if decreasing else "increases"
-    if all(o == 1 for o in outcomes):
-        return Verdict(claim, HOLDS, f"{metric} {word} with {key} for every mode", evidence)
-    if any(o == -1 for o in outcomes):
-        return Verdict(claim, FAILS, f"{metric} significantly goes the other way", evidence)
-    return Verdict(claim, INCONCLUSIVE, "no significant monotone change for every mode",
-                   evidence)
+    return _judge(decide_pairs(tests), f"{metric} {word} with {key} for every mode",
+                  f"{metric} significantly goes the other way", untested, evidence,
+                  monotone=monotone)
+
+
+def _at_look(claim: Claim, look: _Look) -> _Outcome:
+    if claim.kind == "best":
+        return _pairs(claim, look, [claim.get("candidate")],
+                      [m for m in claim.get("among") if m != claim.get("candidate")])
+    if claim.kind == "order":
+        return _pairs(claim, look, list(claim.get("better")), list(claim.get("than")))
+    if claim.kind == "no_single_best":
+        return _no_single_best(claim, look)
+    return _trend(claim, look)
+
+
+def claim_cells(claim: Claim, table: _Cells) -> list[CellSummary]:
+    """Every measured cell a claim may compare (what it needs more rounds of)."""
+    if claim.kind == "untestable":
+        return []
+    if claim.kind == "trend":
+        return [c for mode in claim.get("modes") for _, c in table.series(claim, mode)]
+    modes: list[str] = []
+    for key in ("candidate", "among", "better", "than"):
+        value = claim.get(key)
+        modes += [value] if isinstance(value, str) else list(value or [])
+    placements = claim.get("placements") or [claim.get("placement")]
+    found = [table.find(claim, m, p) for m in dict.fromkeys(modes) for p in placements]
+    return [c for c in found if not isinstance(c, str)]
+
+
+def decide(claim: Claim, table: _Cells, design: Design) -> Verdict:
+    """The claim's verdict, replaying the looks in order: after the first look
+    (``design.first_look`` rounds) and after every round since, the claim is tested
+    with the look's spent error, and the first look that decides it is final."""
+    if claim.kind == "untestable":
+        return Verdict(claim, UNTESTABLE, str(claim.get("reason")))
+    last = table.last_round(claim_cells(claim, table))
+    if last == 0:
+        outcome = _at_look(claim, _Look(table, design, 0))
+        return Verdict(claim, outcome.verdict if outcome.verdict == UNTESTABLE else
+                       INCONCLUSIVE, outcome.reason or "no measurements yet", outcome.evidence)
+    if design.cap == 0:
+        design = replace(design, first_look=last, cap=last)
+    outcome = _Outcome(INCONCLUSIVE, "", [])
+    first = min(design.first_look, last)
+    for upto in range(first, last + 1):
+        outcome = _at_look(claim, _Look(table, design, upto))
+        if outcome.verdict != INCONCLUSIVE:
+            break
+    n = min((t.effect.n for t, _ in outcome.tests), default=None)
+    evidence = outcome.evidence + [t.describe(o) for t, o in outcome.tests]
+    return Verdict(claim, outcome.verdict, outcome.reason, evidence,
+                   look=upto if outcome.verdict != UNTESTABLE else None, n=n,
+                   pairs=[t.as_record(o) for t, o in outcome.tests])
 
 
 def evaluate(claims: tuple[Claim, ...], cells: list[CellSummary],
-             records: list[dict[str, Any]]) -> list[Verdict]:
+             records: list[dict[str, Any]], design: Design | None = None) -> list[Verdict]:
+    """Every claim's verdict from the run's records (see ``decide``)."""
     table = _Cells(cells, records)
-    out: list[Verdict] = []
-    for claim in claims:
-        if claim.kind == "untestable":
-            out.append(Verdict(claim, UNTESTABLE, str(claim.get("reason"))))
-        elif claim.kind == "best":
-            out.append(_pairs(claim, table, [claim.get("candidate")],
-                              [m for m in claim.get("among") if m != claim.get("candidate")]))
-        elif claim.kind == "order":
-            out.append(_pairs(claim, table, list(claim.get("better")), list(claim.get("than"))))
-        elif claim.kind == "no_single_best":
-            out.append(_no_single_best(claim, table))
-        else:
-            out.append(_trend(claim, table))
-    return out
+    design = design or Design()
+    return [decide(claim, table, design) for claim in claims]
+
+
+def undecided_claims(claims: tuple[Claim, ...], cells: list[CellSummary],
+                     records: list[dict[str, Any]], design: Design) -> dict[str, set[str]]:
+    """The claims still undecided, each with the ids of the cells it compares: what
+    the next round of a sequential study measures beyond the minimum."""
+    table = _Cells(cells, records)
+    return {claim.id: {c.cell_id for c in claim_cells(claim, table)} for claim in claims
+            if decide(claim, table, design).verdict == INCONCLUSIVE}

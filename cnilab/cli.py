@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -41,56 +42,111 @@ def _lab_progress(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    from cnilab.ansible_engine import run_playbook
-    from cnilab.lab import lock, status
-    from cnilab.lab.plan import load_saved_plan, make_plan
+    from cnilab.targets import parse_lab
 
-    command = " ".join(["cnilab", *sys.argv[1:]])
-    if args.lab != "netns":
+    kind, instance = parse_lab(args.lab)
+    if kind != "netns":
         raise CnilabError(f"--lab {args.lab}: `cnilab lab` manages the netns lab; a cluster is "
                           "managed with `cnilab cluster`")
+    if args.all and (args.action == "up" or instance):
+        raise InputError("--all goes with `lab down` or `lab status` and no instance name")
     if args.action in ("up", "down") and os.geteuid() != 0:
         raise CapabilityError(f"cnilab lab {args.action} needs root (network namespaces); "
                               "run it with sudo")
-    ansible_dir = paths.lab_state_dir() / "ansible"
     if args.action == "up":
-        if not args.cni or not args.mode:
-            raise SpecError("cnilab lab up", None, "--cni and --mode are required")
-        plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host,
-                         args.policy == "on")
-        from cnilab.lab import core
-
-        with lock.holding(command):
-            core.preflight(plan)
-            try:
-                run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
-                             extravars={"lab_netns_state": "present",
-                                        "lab_netns_plan": plan.to_dict()},
-                             progress=_lab_progress(args), ident="lab-up",
-                             env={core.BUILDER_ENV: "1"})
-            except Interrupted:
-                core.down()        # a cancelled build leaves no half-built lab
-                raise
-            lock.record_owner("`cnilab lab up`")
-        print(status.format_status(status.lab_status(plan)))
-        return 0
+        return _lab_up(args, instance)
     if args.action == "down":
-        with lock.holding(command):
-            result = run_playbook("lab-netns.yml", private_data_dir=ansible_dir,
-                                  extravars={"lab_netns_state": "absent"},
-                                  progress=_lab_progress(args), ident="lab-down")
-        print("netns lab removed" if result.changed_count() else "no netns lab was up")
-        return 0
-    saved = load_saved_plan()
-    if saved is None:
-        print(json.dumps({"up": False}) if args.json else "no netns lab is up")
-        return 0
-    from cnilab.lab import core, idle
+        return _lab_down(args, instance)
+    return _lab_status(args, instance)
 
-    data = status.lab_status(saved)
-    data["idle_cpu"] = idle.measure(core.lab_namespaces(saved.prefix)).as_record()
-    print(json.dumps(data, indent=2) if args.json else status.format_status(data))
+
+def _lab_up(args: argparse.Namespace, instance: str) -> int:
+    from cnilab.ansible_engine import run_playbook
+    from cnilab.lab import core, lock, status
+    from cnilab.lab.plan import make_plan
+
+    if not args.cni or not args.mode:
+        raise SpecError("cnilab lab up", None, "--cni and --mode are required")
+    plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host,
+                     args.policy == "on", instance)
+    with lock.holding(_command_line(), instance):
+        core.preflight(plan)
+        try:
+            run_playbook("lab-netns.yml", private_data_dir=_ansible_dir(instance),
+                         extravars={"lab_netns_state": "present",
+                                    "lab_netns_plan": plan.to_dict()},
+                         progress=_lab_progress(args), ident="lab-up",
+                         env=core.builder_env(plan.prefix))
+        except Interrupted:
+            core.down(plan.prefix)        # a cancelled build leaves no half-built lab
+            raise
+        lock.record_owner("`cnilab lab up`", instance)
+    print(status.format_status(status.lab_status(plan)))
     return 0
+
+
+def _lab_down(args: argparse.Namespace, instance: str) -> int:
+    """Bring down one instance and the mode labs a study keeps in it (NAME.K), or every
+    instance with --all; each under its own lock, so a busy one is refused by name."""
+    from cnilab.ansible_engine import run_playbook
+    from cnilab.lab import core, lock
+    from cnilab.lab.plan import prefix_of
+
+    targets = core.instances() if args.all else (core.family(instance) or [instance])
+    removed = []
+    with contextlib.ExitStack() as held:
+        held.enter_context(lock.holding(_command_line(), instance))
+        for name in targets:
+            if name != instance:
+                held.enter_context(lock.holding(_command_line(), name))
+        for name in targets:
+            result = run_playbook("lab-netns.yml",
+                                  private_data_dir=_ansible_dir(name),
+                                  extravars={"lab_netns_state": "absent",
+                                             "lab_netns_prefix": prefix_of(name)},
+                                  progress=_lab_progress(args), ident="lab-down")
+            if result.changed_count():
+                removed.append(f"netns:{name}" if name else "netns")
+    print(f"removed: {', '.join(removed)}" if removed else "no netns lab was up")
+    return 0
+
+
+def _lab_status(args: argparse.Namespace, instance: str) -> int:
+    from cnilab.lab import core, idle, status
+    from cnilab.lab.plan import load_saved_plan
+
+    names = core.instances() if args.all else core.family(instance) or [instance]
+    found = {}
+    for name in names:
+        saved = load_saved_plan(name)
+        if saved is None:
+            continue
+        data = status.lab_status(saved)
+        data["idle_cpu"] = idle.measure(core.lab_namespaces(saved.prefix)).as_record()
+        found[name] = data
+    if args.json:
+        one = not args.all and list(found) in ([instance], [])
+        if one:
+            print(json.dumps(found[instance] if found else {"up": False}, indent=2))
+        else:
+            print(json.dumps({"instances": found, "up": bool(found)}, indent=2))
+        return 0
+    if not found:
+        print("no netns lab is up")
+    for name, data in found.items():
+        print(f"== netns:{name}" if name else "== netns")
+        print(status.format_status(data))
+    return 0
+
+
+def _ansible_dir(instance: str) -> Path:
+    """Ansible's records of `lab up`/`down` of one instance (kept apart: two instances
+    may be handled at once)."""
+    return paths.lab_state_dir() / ("ansible" if not instance else f"ansible.{instance}")
+
+
+def _command_line() -> str:
+    return " ".join(["cnilab", *sys.argv[1:]])
 
 
 def _run_status(outcome: Any) -> int:
@@ -110,9 +166,10 @@ def _cluster_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _target_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lab", default="netns", choices=["netns", "vagrant"],
-                   help="where to run: the netns lab (default, an emulation) or the Vagrant "
-                        "lab's cluster (inventories/vagrant/hosts.yml)")
+    p.add_argument("--lab", default="netns", metavar="netns[:NAME]|vagrant",
+                   help="where to run: the netns lab (default, an emulation; netns:NAME runs "
+                        "in a named instance beside others) or the Vagrant lab's cluster "
+                        "(inventories/vagrant/hosts.yml)")
     p.add_argument("--inventory", metavar="FILE",
                    help="run on the kubeadm cluster of this inventory instead: every mode is "
                         "installed in turn (cnilab switch), then measured through Kubernetes")
@@ -182,7 +239,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     outcome, report = start_or_resume(
         spec, args.lab, Path(args.out) if args.out else None,
         Path(args.resume) if args.resume else None, with_report=True,
-        argv=["cnilab", *sys.argv[1:]], quick=args.quick, **_cluster_options(args))
+        argv=["cnilab", *sys.argv[1:]], variant=args.variant, **_cluster_options(args))
     assert report is not None
     print(f"report: {report}")
     print(verdict_table(outcome.run.path))
@@ -383,7 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Manage the embedded netns lab (hosts and pods as network "
                                    "namespaces, real CNI plugins). Needs root.")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--lab", default="netns", choices=["netns"], help="lab kind (default netns)")
+    p.add_argument("--lab", default="netns", metavar="netns[:NAME]",
+                   help="the netns lab (default), or its instance NAME: instances stand side "
+                        "by side (a study keeps each mode in NAME.K)")
+    p.add_argument("--all", action="store_true",
+                   help="down/status: every instance on this machine")
     p.add_argument("--cni", help="CNI plugin (up)")
     p.add_argument("--mode", help="plugin mode (up)")
     p.add_argument("--hosts", type=int, default=2, help="emulated hosts (up; default 2)")
@@ -423,11 +484,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run a study, report it, print the claims verdicts",
                        description="Run experiments/STUDY.yaml (e.g. lanman2020), write its "
                                    "report and print the verdict of each of the paper's "
-                                   "claims. --quick runs the spec's smoke variant.")
+                                   "claims. --quick runs the spec's smoke variant, "
+                                   "--standard the variant sized to decide the claims in a "
+                                   "stated time.")
     p.add_argument("study", metavar="STUDY", help="study name, e.g. lanman2020 "
                    "(experiments/STUDY.yaml), or a spec file path")
     _target_arguments(p)
-    p.add_argument("--quick", action="store_true", help="the spec's short smoke variant")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--quick", dest="variant", action="store_const", const="quick",
+                       default="", help="the spec's short smoke variant")
+    which.add_argument("--standard", dest="variant", action="store_const", const="standard",
+                       help="the spec's standard variant (decides the claims in its stated "
+                            "time)")
     p.add_argument("--out", metavar="DIR", help="parent directory for run directories")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run")
     p.set_defaults(func=_cmd_reproduce)

@@ -29,10 +29,10 @@ def plan_summary(spec: Spec) -> str:
 
 def start_or_resume(
     spec_path: Path, lab: str, out: Path | None, resume: Path | None, *, with_report: bool,
-    argv: list[str], quick: bool = False, inventory: Path | None = None,
+    argv: list[str], variant: str = "", inventory: Path | None = None,
     profile: str = "current", replace_kube_proxy: bool = False, replace_lab: bool = False,
 ) -> tuple[RunOutcome, Path | None]:
-    spec = load_spec(spec_path, quick=quick)
+    spec = load_spec(spec_path, variant)
     target = make_target(lab, inventory, profile, replace_kube_proxy,
                          hosts=spec.hosts, pods_per_host=spec.pods_per_host,
                          replace_lab=replace_lab)

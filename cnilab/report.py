@@ -18,10 +18,11 @@ from typing import Any
 import jinja2
 
 from cnilab.claims import Verdict, evaluate
+from cnilab.decisions import Design
 from cnilab.errors import InputError
 from cnilab.figures import Figure, draw_all
 from cnilab.rundir import RunDir, atomic_write_text
-from cnilab.spec import load_spec_text
+from cnilab.spec import load_spec_text, recorded_variant
 from cnilab.summary import CellSummary, summarize_cells, summary_csv
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -36,6 +37,7 @@ class ReportData:
     cells: list[CellSummary]
     verdicts: list[Verdict]
     failures: list[dict[str, Any]]
+    design: Design
 
 
 def load(run_path: Path) -> ReportData:
@@ -47,10 +49,11 @@ def load(run_path: Path) -> ReportData:
         raise InputError(f"{run.results_path}: no measurements recorded yet")
     cells = summarize_cells(records)
     spec_info = manifest["spec"]
-    spec = load_spec_text(spec_info["text"], spec_info["path"], bool(spec_info.get("quick")))
-    verdicts = evaluate(spec.claims, cells, records)
+    spec = load_spec_text(spec_info["text"], spec_info["path"], recorded_variant(spec_info))
+    verdicts = evaluate(spec.claims, cells, records, spec.design())
     failures = [r for r in records if r["status"] != "ok"]
-    return ReportData(manifest, run.read_state(), records, cells, verdicts, failures)
+    return ReportData(manifest, run.read_state(), records, cells, verdicts, failures,
+                      spec.design())
 
 
 def _data_uri(path: Path) -> str:
@@ -85,10 +88,11 @@ def _env(kind: str) -> jinja2.Environment:
     return jinja2.Environment(autoescape=False, finalize=markdown_text, **common)
 
 
-def verdicts_record(verdicts: list[Verdict]) -> list[dict[str, Any]]:
+def verdicts_record(verdicts: list[Verdict], design: Design) -> list[dict[str, Any]]:
     return [{"id": v.claim.id, "text": v.claim.text, "source": v.claim.source,
              "kind": v.claim.kind, "verdict": v.verdict, "reason": v.reason,
-             "evidence": v.evidence} for v in verdicts]
+             "look": v.look, "n": v.n, "comparisons": v.pairs, "evidence": v.evidence,
+             "design": design.as_record()} for v in verdicts]
 
 
 def write_report(run_path: Path) -> Path:
@@ -99,7 +103,7 @@ def write_report(run_path: Path) -> Path:
     figures: list[Figure] = draw_all(data.cells, emulation, run.path / FIGURES_DIR)
     atomic_write_text(run.path / "summary.csv", summary_csv(data.cells))
     atomic_write_text(run.path / "claims.json",
-                      json.dumps(verdicts_record(data.verdicts), indent=2) + "\n")
+                      json.dumps(verdicts_record(data.verdicts, data.design), indent=2) + "\n")
     counts = {"ok": len(data.records) - len(data.failures), "failed": len(data.failures),
               "warmups": sum(1 for r in data.records if r.get("warmup")),
               "planned": data.state.get("planned", len(data.records))}
@@ -107,6 +111,7 @@ def write_report(run_path: Path) -> Path:
         "manifest": data.manifest, "cells": data.cells, "verdicts": data.verdicts,
         "failures": data.failures, "counts": counts, "figures": figures,
         "skipped": data.state.get("skipped_modes", {}), "figures_dir": FIGURES_DIR,
+        "design": data.design,
     }
     atomic_write_text(run.path / "report.md",
                       _env("markdown").get_template("report.md.j2").render(**context))

@@ -19,17 +19,24 @@ from cnilab.bench import sweeps
 from cnilab.bench.placements import PLACEMENTS
 from cnilab.bench.suites import STARTUP_PLACEMENT, SUITES
 from cnilab.claims import Claim, parse_claims
+from cnilab.decisions import Design
 from cnilab.errors import SpecError
 from cnilab.modes import catalog
+from cnilab.sequential import SPENDING
 from cnilab.yamlpos import PosDict, PosList, line_of, load_file, load_text
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions",
-            "warmup", "cpu_pinning", "interleave", "claims", "quick"}
-QUICK_KEYS = {"repetitions", "warmup", "duration_s", "sweeps", "matrix", "params"}
+            "warmup", "cpu_pinning", "interleave", "claims", "decisions", *(
+                "quick", "standard")}
+# the variants a spec may offer beside its full form (`--quick`, `--standard`)
+VARIANTS = ("quick", "standard")
+VARIANT_KEYS = {"repetitions", "warmup", "duration_s", "sweeps", "matrix", "params"}
+DECISION_KEYS = {"alpha", "spending", "margin", "margins"}
 PINNING = ["auto", "off"]
 INTERLEAVE = ["within-mode", "across-modes"]
 ADAPTIVE_KEYS = {"min", "max", "ci_target"}
+SEQUENTIAL_KEYS = {"min", "max"}     # with claims: the claims decide (cnilab/decisions.py)
 LAB_KEYS = {"hosts", "pods_per_host"}
 # the lab topology a spec (and `cnilab lab up`) may ask for: two pods per host at least,
 # for the intra-host placement
@@ -110,21 +117,40 @@ class Spec:
     sha256: str = field(default="")
     warmup: int = 1                 # discarded measurements per cell before the repetitions
     cpu_pinning: str = "auto"       # auto | off (see cnilab/bench/pinning.py)
-    # Adaptive repetitions: after ``repetitions`` (the minimum), a cell is repeated
-    # until its 95 % CI half-width is <= ci_target x mean, at most max_repetitions.
+    # Repetitions beyond ``repetitions`` (the minimum), up to max_repetitions, go either
+    # to cells whose 95 % CI half-width exceeds ci_target x mean, or, in a spec with
+    # claims and no ci_target, to the cells of claims not yet decided (sequential).
     max_repetitions: int = 0        # 0 = fixed (= repetitions)
     ci_target: float | None = None
     interleave: str = "within-mode"  # within-mode | across-modes
     claims: tuple[Claim, ...] = ()   # the paper's conclusions as checks (cnilab/claims.py)
-    quick: bool = False              # the spec's `quick` variant was applied
+    decisions: Design = field(default_factory=Design)   # alpha, spending, margins
+    variant: str = ""                # "", or the spec variant applied (quick, standard)
+
+    @property
+    def quick(self) -> bool:
+        return self.variant == "quick"
+
+    @property
+    def sequential(self) -> bool:
+        """Claims decide which cells get repetitions beyond the minimum."""
+        return (self.ci_target is None and bool(self.claims)
+                and self.max_repetitions > self.repetitions)
 
     @property
     def adaptive(self) -> bool:
-        return self.ci_target is not None
+        return self.ci_target is not None or self.sequential
 
     @property
     def repetition_cap(self) -> int:
         return self.max_repetitions if self.adaptive else self.repetitions
+
+    def design(self) -> Design:
+        """How the claims are decided: the spec's decisions block, its first look (the
+        minimum repetitions) and cap, and whether its rounds pair across modes."""
+        return dataclasses.replace(self.decisions, first_look=self.repetitions,
+                                   cap=self.repetition_cap,
+                                   blocked=self.interleave == "across-modes")
 
     def cells(self) -> list[Cell]:
         """Every (mode, placement, test, parameter and sweep combination), in a stable order.
@@ -194,7 +220,7 @@ class _Validator:
         return value
 
 
-def parse_spec(data: Any, path: str, text: str, quick: bool = False) -> Spec:
+def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
     """Validate parsed YAML and build a Spec; raises SpecError at the first problem."""
     v = _Validator(path)
     if not isinstance(data, PosDict):
@@ -305,7 +331,8 @@ def parse_spec(data: Any, path: str, text: str, quick: bool = False) -> Spec:
             sweep = sweeps.resolve(sweep)
         tests.append(TestSpec(suite_name, params, sweep, tuple(test_placements)))
 
-    repetitions, max_repetitions, ci_target = _repetitions(v, top)
+    repetitions, max_repetitions, ci_target = _repetitions(v, top, top["repetitions"],
+                                                           "repetitions", "claims" in top)
     warmup = 1
     if "warmup" in top:
         warmup = v.integer(top["warmup"], top, "warmup", "warmup", 0, 10)
@@ -321,49 +348,97 @@ def parse_spec(data: Any, path: str, text: str, quick: bool = False) -> Spec:
     claims: tuple[Claim, ...] = ()
     if "claims" in top:
         claims = parse_claims(top["claims"], top, path, {ref.key for ref in matrix})
+    decisions = (_decisions(v, top, {str(c.get("metric")) for c in claims if c.get("metric")})
+                 if "decisions" in top else Design())
     spec = Spec(warmup=warmup, cpu_pinning=pinning, interleave=interleave,
                 max_repetitions=max_repetitions, ci_target=ci_target, claims=claims,
+                decisions=decisions,
                 path=path, text=text, name=name, description=description, hosts=hosts,
                 pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
                 tests=tuple(tests), repetitions=repetitions,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
-    if "quick" in top:
-        quick_spec = _quick_variant(v, top, spec)
-        if quick:
-            return quick_spec
-    elif quick:
-        raise v.fail(top, None, "this spec has no 'quick' variant")
-    return spec
+    _check_sequential(v, top, spec, "repetitions")
+    chosen = spec
+    for name in VARIANTS:     # every variant is validated, whichever is asked for
+        if name in top:
+            changed = _variant(v, top, spec, name)
+            _check_sequential(v, top[name], changed, "repetitions")
+            if name == variant:
+                chosen = changed
+    if variant and variant not in top:
+        raise v.fail(top, None, f"this spec has no '{variant}' variant")
+    return chosen
 
 
-def _quick_variant(v: _Validator, top: PosDict, spec: Spec) -> Spec:
-    """The spec's smoke-run variant: fewer repetitions, shorter tests, fewer sweep points,
-    optionally fewer modes; everything else (placements, suites, claims) unchanged."""
-    q = v.mapping(top["quick"], top, "quick", "quick", QUICK_KEYS, set())
-    changes: dict[str, Any] = {"name": f"{spec.name}-quick", "quick": True}
+def _check_sequential(v: _Validator, where: PosDict, spec: Spec, key: str) -> None:
+    """Claims can decide repetitions only where every round visits every mode: with
+    within-mode rounds, a mode's later rounds run before the other modes are measured."""
+    if spec.sequential and spec.interleave != "across-modes":
+        raise v.fail(where, key, f"'{key}' with min < max and claims needs "
+                     "'interleave: across-modes' (the claims compare modes round by round; "
+                     "docs/statistics.md)")
+
+
+def _decisions(v: _Validator, top: PosDict, metrics: set[str]) -> Design:
+    block = v.mapping(top["decisions"], top, "decisions", "decisions", DECISION_KEYS, set())
+
+    def fraction(where: PosDict, key: str, name: str, high: float) -> float:
+        value = where[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not 0 < value < high:
+            raise v.fail(where, key, f"'{name}' must be a number between 0 and {high}, "
+                         f"got {value!r}")
+        return float(value)
+
+    design = Design()
+    if "alpha" in block:
+        design = dataclasses.replace(design, alpha=fraction(block, "alpha", "decisions.alpha",
+                                                            0.5))
+    if "spending" in block:
+        design = dataclasses.replace(design, spending=v.string(
+            block["spending"], block, "spending", "decisions.spending", sorted(SPENDING)))
+    if "margin" in block:
+        design = dataclasses.replace(design, margin=fraction(block, "margin",
+                                                             "decisions.margin", 1.0))
+    if "margins" in block:
+        # a margin for a metric that no claim compares would silently do nothing
+        given = v.mapping(block["margins"], block, "margins",
+                          "decisions.margins (metrics the claims compare)", metrics, set())
+        design = dataclasses.replace(design, margins={
+            str(k): fraction(given, k, f"decisions.margins.{k}", 1.0) for k in given})
+    return design
+
+
+def _variant(v: _Validator, top: PosDict, spec: Spec, variant: str) -> Spec:
+    """One of the spec's variants (``quick``: a smoke run; ``standard``: the study sized
+    for a stated time): other repetitions, shorter tests, fewer sweep points, optionally
+    fewer modes; everything else (placements, suites, claims) unchanged."""
+    q = v.mapping(top[variant], top, variant, variant, VARIANT_KEYS, set())
+    changes: dict[str, Any] = {"name": f"{spec.name}-{variant}", "variant": variant}
     if "repetitions" in q:
-        reps = v.integer(q["repetitions"], q, "repetitions", "quick.repetitions", 1,
-                         MAX_REPETITIONS)
-        changes.update(repetitions=reps, max_repetitions=0, ci_target=None)
+        reps, high, target = _repetitions(v, q, q["repetitions"], f"{variant}.repetitions",
+                                          bool(spec.claims))
+        changes.update(repetitions=reps, max_repetitions=high, ci_target=target)
     if "warmup" in q:
-        changes["warmup"] = v.integer(q["warmup"], q, "warmup", "quick.warmup", 0, 10)
+        changes["warmup"] = v.integer(q["warmup"], q, "warmup", f"{variant}.warmup", 0, 10)
     duration = None
     if "duration_s" in q:
-        duration = v.integer(q["duration_s"], q, "duration_s", "quick.duration_s", 1, 3600)
+        duration = v.integer(q["duration_s"], q, "duration_s", f"{variant}.duration_s", 1,
+                             3600)
     sweep_values: dict[str, list[Any]] = {}
     if "sweeps" in q:
-        given = v.mapping(q["sweeps"], q, "sweeps", "quick.sweeps",
+        given = v.mapping(q["sweeps"], q, "sweeps", f"{variant}.sweeps",
                           set(sweeps.SWEEP_PARAMS), set())
         for key, values in given.items():
             values = values if isinstance(values, list) else [values]
             for one in values:
                 problem = sweeps.SWEEP_PARAMS[key].check(one)
                 if problem:
-                    raise v.fail(given, key, f"quick.sweeps.{key} {problem}")
+                    raise v.fail(given, key, f"{variant}.sweeps.{key} {problem}")
             sweep_values[key] = list(values)
     param_values: dict[str, Any] = {}
     if "params" in q:
-        given_params = v.mapping(q["params"], q, "params", "quick.params",
+        given_params = v.mapping(q["params"], q, "params", f"{variant}.params",
                                  {n for s in SUITES.values() for n in s.params}, set())
         for key, value in given_params.items():
             for test in spec.tests:
@@ -371,17 +446,17 @@ def _quick_variant(v: _Validator, top: PosDict, spec: Spec) -> Spec:
                 for one in (value if isinstance(value, list) else [value]):
                     problem = pspec.check(one) if pspec else None
                     if problem:
-                        raise v.fail(given_params, key, f"quick.params.{key} {problem}")
+                        raise v.fail(given_params, key, f"{variant}.params.{key} {problem}")
             param_values[key] = value
     if "matrix" in q:
-        keep = v.sequence(q["matrix"], q, "matrix", "quick.matrix")
+        keep = v.sequence(q["matrix"], q, "matrix", f"{variant}.matrix")
         known = {ref.key: ref for ref in spec.matrix}
         for i, key in enumerate(keep):
             if not isinstance(key, str) or key not in known:
-                raise v.fail(keep, i, f"quick.matrix[{i}]: {str(key)[:80]!r} is not in the "
+                raise v.fail(keep, i, f"{variant}.matrix[{i}]: {str(key)[:80]!r} is not in the "
                              f"matrix ({', '.join(known)})")
         changes["matrix"] = tuple(known[k] for k in keep)
-        # claims about modes a quick run leaves out become "not testable" by themselves
+        # claims about modes a variant leaves out become "not testable" by themselves
     tests = []
     for test in spec.tests:
         params = dict(test.params)
@@ -397,26 +472,38 @@ def _quick_variant(v: _Validator, top: PosDict, spec: Spec) -> Spec:
     return dataclasses.replace(spec, **changes)
 
 
-def _repetitions(v: _Validator, top: PosDict) -> tuple[int, int, float | None]:
-    """``repetitions: N`` (fixed) or ``{min, max, ci_target}`` (adaptive)."""
-    raw = top["repetitions"]
+def _repetitions(v: _Validator, where: PosDict, raw: Any, name: str,
+                 claims: bool) -> tuple[int, int, float | None]:
+    """``repetitions: N`` (fixed), ``{min, max, ci_target}`` (adaptive to a CI width) or,
+    in a spec with claims, ``{min, max}`` (adaptive to the claims' decisions)."""
     if not isinstance(raw, PosDict):
-        return v.integer(raw, top, "repetitions", "repetitions", 1, MAX_REPETITIONS), 0, None
-    rep = v.mapping(raw, top, "repetitions", "repetitions", ADAPTIVE_KEYS, ADAPTIVE_KEYS)
-    low = v.integer(rep["min"], rep, "min", "repetitions.min", 2, MAX_REPETITIONS)
-    high = v.integer(rep["max"], rep, "max", "repetitions.max", low, MAX_REPETITIONS)
+        return v.integer(raw, where, "repetitions", name, 1, MAX_REPETITIONS), 0, None
+    rep = v.mapping(raw, where, "repetitions", name, ADAPTIVE_KEYS,
+                    SEQUENTIAL_KEYS if claims else ADAPTIVE_KEYS)
+    low = v.integer(rep["min"], rep, "min", f"{name}.min", 2, MAX_REPETITIONS)
+    high = v.integer(rep["max"], rep, "max", f"{name}.max", low, MAX_REPETITIONS)
+    if "ci_target" not in rep:
+        return low, high, None
+    if claims:
+        raise v.fail(rep, "ci_target", f"'{name}.ci_target' does not combine with claims: "
+                     "the claims decide which cells get more repetitions (docs/statistics.md)")
     target = rep["ci_target"]
     if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
-        raise v.fail(rep, "ci_target", "'repetitions.ci_target' must be a fraction of the "
+        raise v.fail(rep, "ci_target", f"'{name}.ci_target' must be a fraction of the "
                      f"mean between 0 and 1 (e.g. 0.05 for +-5 %), got {target!r}")
     return low, high, float(target)
 
 
-def load_spec(path: Path, quick: bool = False) -> Spec:
-    """Read, parse and validate a spec file (its ``quick`` variant if asked)."""
+def recorded_variant(spec_record: dict[str, Any]) -> str:
+    """The variant a run's manifest records (runs before ``variant`` recorded ``quick``)."""
+    return str(spec_record.get("variant") or ("quick" if spec_record.get("quick") else ""))
+
+
+def load_spec(path: Path, variant: str = "") -> Spec:
+    """Read, parse and validate a spec file (one of its variants if asked)."""
     data, text = load_file(path)
-    return parse_spec(data, str(path), text, quick)
+    return parse_spec(data, str(path), text, variant)
 
 
-def load_spec_text(text: str, name: str = "<spec>", quick: bool = False) -> Spec:
-    return parse_spec(load_text(text, name), name, text, quick)
+def load_spec_text(text: str, name: str = "<spec>", variant: str = "") -> Spec:
+    return parse_spec(load_text(text, name), name, text, variant)

@@ -52,11 +52,12 @@ def nodes(request: pytest.FixtureRequest) -> Iterator[object]:
 
 @pytest.fixture
 def clean_lab() -> Iterator[None]:
-    """Guarantee no lab before and after a test that builds one (and fail on leftovers)."""
+    """Guarantee no lab, of any instance, before and after a test that builds one (and
+    fail on leftovers)."""
     from cnilab.lab import core
 
-    core.down()
+    core.down_all()
     yield
-    left = core.leftovers()
-    core.down()
+    left = core.leftovers(None)
+    core.down_all()
     assert not any(left.values()), f"lab left objects behind: {left}"

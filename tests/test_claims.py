@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cnilab.claims import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Claim, evaluate
+from cnilab.claims import EQUAL, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Claim, evaluate
 from cnilab.errors import SpecError
 from cnilab.spec import load_spec_text
 from cnilab.summary import summarize_cells, summary_csv
@@ -60,7 +60,9 @@ def test_best_and_order_verdicts() -> None:
                          _claim("untestable", reason="needs NIC offload")), cells, recs)
     assert [v.verdict for v in verdicts] == [HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, HOLDS,
                                              UNTESTABLE]
-    assert "p=" in verdicts[0].evidence[0] and "cilium/vxlan 10.04" in verdicts[0].evidence[0]
+    assert "cilium/vxlan 10.04 (n=5) vs flannel/vxlan 6.04 (n=5)" in verdicts[0].evidence[0]
+    assert "p(better)=" in verdicts[0].evidence[1] and verdicts[0].look == 5
+    assert verdicts[0].pairs[0]["outcome"] == "better" and not verdicts[0].pairs[0]["paired"]
     assert "no measurements of calico/bgp" in verdicts[3].reason
     assert verdicts[5].reason == "needs NIC offload"
     # cycles per packet: lower is better, so the faster plugin (fewer cycles) holds
@@ -80,8 +82,8 @@ def test_no_single_best() -> None:
                      ("cilium/vxlan", "inter-host", "a"): FAST,
                      ("calico/bgp", "inter-host", "a"): SLOW})
     verdict = evaluate((claim,), summarize_cells(same), same)[0]
-    assert verdict.verdict == FAILS and "cilium/vxlan is best at every placement" in \
-        verdict.reason
+    assert verdict.verdict == FAILS and "cilium/vxlan is significantly best at every " \
+        "placement" in verdict.reason
 
 
 def test_trend_over_a_sweep_with_the_plain_cell_as_zero() -> None:
@@ -101,7 +103,8 @@ def test_trend_over_a_sweep_with_the_plain_cell_as_zero() -> None:
     flat = _claim("trend", direction="decreasing", condition={"rule_shape": "ipset"}, **common)
     up = _claim("trend", direction="increasing", condition={"rule_shape": "rules"}, **common)
     v = evaluate((down, flat, up), cells, recs)
-    assert [x.verdict for x in v] == [HOLDS, INCONCLUSIVE, FAILS]
+    # ipset rules leave the rate within 3 %: provably no meaningful difference
+    assert [x.verdict for x in v] == [HOLDS, EQUAL, FAILS]
     assert "0: 301, 1000: 201, 5000: 92.33" in v[0].evidence[0]
 
 
@@ -160,6 +163,6 @@ def test_lanman_spec_claims_parse() -> None:
     root = Path(__file__).resolve().parent.parent
     spec = load_spec(root / "experiments" / "lanman2020.yaml")
     assert {c.id for c in spec.claims} >= {"C1", "C2", "C3", "C4", "C6", "C7", "C8", "C9"}
-    quick = load_spec(root / "experiments" / "lanman2020.yaml", quick=True)
+    quick = load_spec(root / "experiments" / "lanman2020.yaml", "quick")
     assert quick.quick and quick.name == "lanman2020-quick" and quick.repetitions == 3
     assert all(dict(c.params).get("duration_s", 1) == 1 for c in quick.cells())

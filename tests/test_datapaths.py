@@ -10,6 +10,8 @@ policy chains walked.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -62,7 +64,7 @@ def shared_lab(request: pytest.FixtureRequest) -> Iterator[LabPlan]:
     build(plan)
     yield plan
     core.down()
-    assert not any(core.leftovers().values())
+    assert not any(core.leftovers(None).values())
 
 
 def counting_rule(netns: str, chain: str, match: list[str]) -> None:
@@ -304,17 +306,30 @@ def test_kube_router_route_sync_is_idle_when_nothing_changes(shared_lab: LabPlan
     assert found.lab_share < idle.LIMIT / 2, found.as_record()
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def test_a_busy_lab_process_is_named_and_refused(clean_lab: None) -> None:
     from cnilab.lab import idle
 
     plan = make_plan("flannel", "host-gw")
     build(plan)
     busy = subprocess.Popen(["ip", "netns", "exec", plan.hosts[0].netns, "timeout", "5",
-                             "sh", "-c", "while :; do :; done"])
+                             "sh", "-c", "while :; do :; done"], start_new_session=True)
     try:
+        # measure only once the loop runs in the namespace: idle.measure lists the
+        # namespace's processes when it starts
+        deadline = time.monotonic() + 3
+        while "sh" not in {_comm(pid) for pid in idle.lab_pids([plan.hosts[0].netns])}:
+            assert time.monotonic() < deadline, "the busy loop never started"
+            time.sleep(0.05)
         found = idle.measure(core.lab_namespaces(plan.prefix), window_s=1.0)
     finally:
-        busy.kill()
+        os.killpg(busy.pid, signal.SIGKILL)
         busy.wait()
     problem = found.problem()
     assert problem is not None and "sh (pid" in problem and "limit 3 %" in problem, problem

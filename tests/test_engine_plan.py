@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cnilab.bench import background, perf
-from cnilab.bench.engine import needs_repetition, plan_measurements
+from cnilab.bench.engine import needs_repetition, plan_measurements, round_order
 from cnilab.spec import load_spec_text
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -40,11 +40,25 @@ def test_within_mode_plan_keeps_one_lab_per_mode() -> None:
                     ("host-gw", "w1"), ("host-gw", "r1"), ("host-gw", "r2")]
 
 
-def test_across_modes_plan_alternates_modes_each_round_with_fresh_warmups() -> None:
-    plan = plan_measurements(_spec(extra="interleave: across-modes\n"))
+def test_across_modes_plan_alternates_modes_each_round() -> None:
+    spec = _spec(extra="interleave: across-modes\n")
+    # labs side by side: built once, warmed up once
+    keys = [(m.cell.mode, m.key.rsplit("#", 1)[1]) for m in plan_measurements(spec)]
+    assert keys == [("vxlan", "w1"), ("vxlan", "r1"), ("host-gw", "w1"), ("host-gw", "r1"),
+                    ("vxlan", "r2"), ("host-gw", "r2")]
+    # a target holding one mode at a time rebuilds, and warms up, at every visit
+    plan = plan_measurements(spec, rebuilt_each_round=True)
     keys = [(m.cell.mode, m.key.rsplit("#", 1)[1]) for m in plan]
     assert keys == [("vxlan", "w1"), ("vxlan", "r1"), ("host-gw", "w1"), ("host-gw", "r1"),
                     ("vxlan", "w2"), ("vxlan", "r2"), ("host-gw", "w2"), ("host-gw", "r2")]
+
+
+def test_rounds_visit_modes_in_a_fresh_order_that_a_resume_repeats() -> None:
+    spec = _spec(extra="interleave: across-modes\n")
+    stage = tuple(spec.matrix) * 1
+    orders = {tuple(r.key for r in round_order(stage, "run-a", rep)) for rep in range(1, 20)}
+    assert len(orders) == 2          # both orders of two modes occur over 19 rounds
+    assert round_order(stage, "run-a", 7) == round_order(stage, "run-a", 7)
 
 
 def test_fixed_repetitions_ignore_the_spread() -> None:

@@ -95,8 +95,8 @@ def test_spec_and_record_values_never_become_markup(cli: Any, clean_lab: None,
         assert (payload in html) == (not any(c in payload for c in '<>"')), payload
     markdown = (run / "report.md").read_text()
     for line in markdown.splitlines():
-        if line.startswith("| X"):                # a claims row keeps its five columns
-            assert len(re.split(r"(?<!\\)\|", line)) == 7, line
+        if line.startswith("| X"):                # a claims row keeps its seven columns
+            assert len(re.split(r"(?<!\\)\|", line)) == 9, line
     assert "<script>" not in markdown
     assert re.search(r"(?<!\\)\]\(javascript:", markdown) is None   # no live link
 

@@ -62,7 +62,7 @@ def test_lab_up_status_idempotent_down(cli, clean_lab: None, tmp_path: Path) -> 
 
     proc = cli("lab", "down", "--quiet")
     assert proc.returncode == 0 and "removed" in proc.stdout
-    assert not any(core.leftovers().values())
+    assert not any(core.leftovers(None).values())
     proc = cli("lab", "down", "--quiet")  # idempotent
     assert proc.returncode == 0 and "no netns lab was up" in proc.stdout
 
@@ -102,7 +102,7 @@ def test_lab_killed_mid_build_then_down_leaves_nothing(cli, clean_lab: None, cni
     assert started(), "the build should have got this far before the kill"
     down = cli("lab", "down", "--quiet")
     assert down.returncode == 0, down.stderr
-    assert not any(core.leftovers().values())
+    assert not any(core.leftovers(None).values())
     if daemon:
         found = subprocess.run(["pgrep", "-x", daemon], capture_output=True, text=True).stdout
         # Dead children of a killed parent wait as zombies until PID 1 reaps them.
@@ -111,17 +111,61 @@ def test_lab_killed_mid_build_then_down_leaves_nothing(cli, clean_lab: None, cni
 
 
 def test_down_stops_an_orphaned_build_first(clean_lab: None) -> None:
-    """A killed cnilab leaves ansible-playbook (its own session) building on; down ends it."""
+    """A killed cnilab leaves ansible-playbook (its own session) building on; down ends it,
+    and leaves alone what builds another instance."""
     orphan = subprocess.Popen(["sleep", "60"], start_new_session=True,
-                              env={**os.environ, core.BUILDER_ENV: "1"})
+                              env={**os.environ, **core.builder_env()})
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True,
+                             env={**os.environ, **core.builder_env("cnl.other")})
     try:
         assert orphan.pid in core.builder_pids()
+        assert core.builder_pids("cnl.other") == [other.pid]
         report = core.down()
         assert orphan.pid in report.processes
         assert orphan.wait(timeout=5) == -signal.SIGKILL
         assert bystander.poll() is None, "down must not touch unmarked processes"
+        assert other.poll() is None, "down must not stop another instance's build"
     finally:
-        for proc in (orphan, bystander):
+        for proc in (orphan, bystander, other):
             proc.kill()
             proc.wait()
+
+
+def test_named_instances_stand_side_by_side(cli, clean_lab: None) -> None:  # type: ignore[no-untyped-def]
+    """Two labs up at once (one with BIRD daemons), each reachable inside itself; down of
+    one leaves the other working; nothing left after both."""
+    up_a = cli("lab", "up", "--lab", "netns:a", "--cni", "flannel", "--mode", "vxlan",
+               "--quiet")
+    assert up_a.returncode == 0, up_a.stderr
+    up_b = cli("lab", "up", "--lab", "netns:b", "--cni", "calico", "--mode", "bgp", "--quiet")
+    assert up_b.returncode == 0, up_b.stderr
+    assert core.lab_namespaces("cnl.a") and core.lab_namespaces("cnl.b")
+    assert not core.lab_namespaces()                  # the default lab is not involved
+    assert set(core.instances()) == {"a", "b"}
+    every = json.loads(cli("lab", "status", "--all", "--json").stdout)
+    assert every["up"] and {k: v["cni"] for k, v in every["instances"].items()} == {
+        "a": "flannel", "b": "calico"}
+    # the same addresses in both, each pod reaching its own lab's peer
+    plan_a = make_plan("flannel", "vxlan", instance="a")
+    plan_b = make_plan("calico", "bgp", instance="b")
+    for plan in (plan_a, plan_b):
+        remote = core.pod_address(plan, plan.hosts[1].pods[0])
+        sh.run(sh.in_netns(plan.hosts[0].pods[0].netns,
+                           ["ping", "-c", "2", "-i", "0.2", "-W", "2", "-q", remote]))
+    birds = core.leftovers("cnl.b")["processes"]
+    assert birds                                      # BIRD runs in b's hosts
+    # a busy instance is refused by name; another instance is not held by it
+    down_a = cli("lab", "down", "--lab", "netns:a", "--quiet")
+    assert down_a.returncode == 0 and down_a.stdout.strip() == "removed: netns:a", down_a
+    assert not any(core.leftovers("cnl.a").values())
+    assert core.leftovers("cnl.b")["processes"] == birds
+    remote = core.pod_address(plan_b, plan_b.hosts[1].pods[0])
+    sh.run(sh.in_netns(plan_b.hosts[0].pods[0].netns,
+                       ["ping", "-c", "2", "-i", "0.2", "-W", "2", "-q", remote]))
+    assert json.loads(cli("lab", "status", "--lab", "netns:b", "--json").stdout)["cni"] == \
+        "calico"
+    bad = cli("lab", "up", "--lab", "netns:B!", "--cni", "flannel", "--mode", "vxlan")
+    assert bad.returncode == 2 and "lab instance 'B!'" in bad.stderr
+    assert cli("lab", "down", "--all", "--quiet").returncode == 0
+    assert not any(core.leftovers(None).values()) and core.instances() == []

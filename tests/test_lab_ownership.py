@@ -87,7 +87,7 @@ def test_a_busy_lab_refuses_others_and_a_signal_ends_the_run_cleanly(
     assert f"interrupted ({signal.Signals(signum).name})" in err
     (run_dir,) = out.iterdir()
     assert json.loads((run_dir / "state.json").read_text())["status"] == "interrupted"
-    assert not any(core.leftovers().values())          # the lab went down with the run
+    assert not any(core.leftovers(None).values())          # the lab went down with the run
     assert not _processes("iperf3")
     # the lab is free again
     assert cli("lab", "status", "--json").returncode == 0
@@ -95,18 +95,34 @@ def test_a_busy_lab_refuses_others_and_a_signal_ends_the_run_cleanly(
 
 def test_a_run_does_not_tear_down_a_lab_it_did_not_build(cli: Any, clean_lab: None,
                                                          tmp_path: Path) -> None:
+    """A run builds its modes in instances of their own (netns:1, ...): a lab brought up
+    with `lab up` stays as it is, and one a killed run left behind is refused by name."""
     assert cli("lab", "up", "--cni", "flannel", "--mode", "host-gw", "--quiet").returncode == 0
+    built = sorted(core.lab_namespaces())
     spec = tmp_path / "small.yaml"
-    spec.write_text(SPEC.replace("repetitions: 20", "repetitions: 1"))
-    refused = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"))
+    spec.write_text(SPEC)
+    killed = _cnilab("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "killed"))
+    try:
+        _wait_for(lambda: _records(tmp_path / "killed") >= 1, 120, "the first measurement")
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    assert core.lab_namespaces("cnl.1")                 # the killed run's lab is left
+    (killed_run,) = (tmp_path / "killed").iterdir()
+    small = tmp_path / "small1.yaml"
+    small.write_text(SPEC.replace("repetitions: 20", "repetitions: 1"))
+    refused = cli("run", str(small), "--lab", "netns", "--out", str(tmp_path / "runs"))
     assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines()[-1] == "cnilab: a netns lab built by `cnilab " \
-        "lab up` is up; bring it down (`cnilab lab down`) or pass --replace-lab"
-    assert core.lab_namespaces()                        # still up, untouched
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"cnilab: a netns lab built by run {killed_run.name} is up; bring it down (`cnilab "
+        "lab down`) or pass --replace-lab")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("*/results*"))
-    replaced = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"),
+    replaced = cli("run", str(small), "--lab", "netns", "--out", str(tmp_path / "runs"),
                    "--replace-lab")
     assert replaced.returncode == 0, replaced.stderr
+    assert sorted(core.lab_namespaces()) == built        # `lab up`'s lab: still up, untouched
+    assert not core.lab_namespaces("cnl.1")
+    assert cli("lab", "down", "--quiet").returncode == 0
 
 
 def test_sigterm_during_a_lab_build_stops_the_playbook_and_leaves_nothing(
@@ -126,5 +142,5 @@ def test_sigterm_during_a_lab_build_stops_the_playbook_and_leaves_nothing(
     assert build.returncode == 143, err
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
     assert not _processes("ansible-playbook") and not _processes("gobgpd")
-    assert not any(core.leftovers().values())
+    assert not any(core.leftovers(None).values())
     assert not list(home.glob(".ansible/tmp/*"))

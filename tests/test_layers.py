@@ -52,8 +52,9 @@ SOURCES = {_module(p): p for p in [*ROOT.glob("cnilab/**/*.py"),
                                    *COLLECTIONS.glob("*/plugins/**/*.py")]}
 
 RULES = [
-    ("analysis", ("cnilab.stats", "cnilab.summary", "cnilab.claims", "cnilab.figures",
-                  "cnilab.report", "cnilab.bundle"), LAB + CLUSTER + TARGETS + RUNNERS),
+    ("analysis", ("cnilab.stats", "cnilab.decisions", "cnilab.sequential", "cnilab.summary",
+                  "cnilab.claims", "cnilab.figures", "cnilab.report", "cnilab.bundle"),
+     LAB + CLUSTER + TARGETS + RUNNERS),
     ("engine", ("cnilab.bench.engine",), LAB + CLUSTER + RUNNERS + (
         "cnilab.targets.netns", "cnilab.targets.cluster")),
     ("cluster", (*CLUSTER, "collections.cluster"), LAB),

@@ -201,4 +201,4 @@ def test_failed_measurement_recorded_and_run_goes_on(clean_lab: None, tmp_path: 
         failed["commands"]["server"])
     assert outcome.failures and not outcome.ok
     assert any("FAILED" in line for line in lines)
-    assert not any(core.leftovers().values())
+    assert not any(core.leftovers(None).values())

@@ -31,7 +31,7 @@ def lab() -> Iterator[LabPlan]:
         step(plan)
     yield plan
     core.down()
-    assert not any(core.leftovers().values())
+    assert not any(core.leftovers(None).values())
 
 
 @pytest.mark.parametrize("placement", list(PLACEMENTS))

@@ -3,7 +3,6 @@ policy scaling, background flows, pod start-up, adaptive repetitions, interleavi
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -63,8 +62,12 @@ def test_policy_scaling_and_pod_startup_through_the_engine(clean_lab: None,
     seen: list[tuple[dict[str, Any], int]] = []
 
     def rules_on_path(record: dict[str, Any]) -> None:
-        # still held right after the measurement: count what the traffic walked past
-        out = sh.run(sh.in_netns("cnl-h1", ["iptables", "-S"]), check=False).stdout
+        # still held right after the measurement: count what the traffic walked past, on
+        # h1 of the mode's lab instance (netns:1, the first matrix entry)
+        host_netns = "cnl.1-h1"
+        if "endpoints" in record:
+            assert record["endpoints"]["client"]["locator"] == f"{host_netns}-p1"
+        out = sh.run(sh.in_netns(host_netns, ["iptables", "-S"]), check=False).stdout
         seen.append((record["cell"]["condition"],
                      sum(1 for line in out.splitlines() if line.startswith(f"-A {CHAIN}"))))
 
@@ -145,11 +148,21 @@ interleave: across-modes
 """
 
 
+def _instance_up(prefix: str) -> bool:
+    return any(n.startswith(f"{prefix}-") for n in sh.run(["ip", "netns", "list"]).stdout
+               .split())
+
+
 def test_adaptive_repetitions_and_interleaving_across_modes(clean_lab: None,
                                                            tmp_path: Path) -> None:
     from cnilab.stats import summarize
 
-    records, _, lines = _run(tmp_path, ADAPTIVE)
+    seen_up: list[tuple[bool, bool]] = []
+
+    def both_up(record: dict[str, Any]) -> None:
+        seen_up.append((_instance_up("cnl.1"), _instance_up("cnl.2")))
+
+    records, _, lines = _run(tmp_path, ADAPTIVE, hook=both_up)
     measured = [r for r in records if not r["warmup"]]
     by_cell: dict[str, list[float]] = {}
     for r in measured:
@@ -170,24 +183,95 @@ def test_adaptive_repetitions_and_interleaving_across_modes(clean_lab: None,
         # ... and stopped when it was narrow enough, or at the cap
         assert n == 3 or relative_half_width(values) <= 0.5
 
-    # Rounds: each round visits the modes in matrix order, each on a fresh lab that gets
-    # its warm-up first, so drift between labs spreads over both modes. Once only one mode
-    # still needs repetitions its lab stays up (re-creating it would spread nothing).
-    batches: list[tuple[str, list[int]]] = []
+    # Both modes stand side by side, each in its own lab instance built once (netns:1 and
+    # netns:2, matrix order) and warmed up once; every round visits both; once both are
+    # up, both stay up until the run ends.
+    assert sum(1 for line in lines if line.startswith("lab up:")) == 2
+    assert [r["cell"]["mode"] for r in records if r["warmup"]] == ["vxlan", "host-gw"] or \
+        [r["cell"]["mode"] for r in records if r["warmup"]] == ["host-gw", "vxlan"]
+    assert {r["endpoints"]["client"]["name"] for r in measured} == {"h1-p1"}
+    assert all(seen_up[i] == (True, True) for i in range(2, len(seen_up)))
+    rounds = [r["repetition"] for r in measured]
+    assert rounds == sorted(rounds)                  # round by round
+    assert all(len({r["cell"]["mode"] for r in measured if r["repetition"] == k}) ==
+               len([r for r in measured if r["repetition"] == k]) for k in (1, 2))
+    # progress shows the adaptive range: 2 rounds x 2 modes plus the warm-ups at least,
+    # and one more round for both cells at most
+    assert any("/6..8]" in line for line in lines), lines
+
+
+SEQUENTIAL = """\
+name: sequential
+matrix:
+  - {cni: flannel, mode: vxlan}
+  - {cni: flannel, mode: host-gw}
+placements: [inter-host]
+tests:
+  - suite: netperf-tcp-rr
+    params: {duration_s: 1}
+    sweep: {policy_rules: [0, 20000], rule_shape: rules}
+  - suite: iperf3-tcp
+    params: {duration_s: 1, omit_s: 0}
+repetitions: {min: 3, max: 5}
+warmup: 0
+interleave: across-modes
+claims:
+  - id: R
+    text: 20000 rules on the path cost transactions
+    source: test
+    kind: trend
+    modes: [flannel/vxlan, flannel/host-gw]
+    sweep: policy_rules
+    condition: {rule_shape: rules}
+    direction: decreasing
+    metric: transactions_per_s
+    suite: netperf-tcp-rr
+    placement: inter-host
+  - id: T
+    text: host-gw beats vxlan
+    source: test
+    kind: order
+    better: [flannel/host-gw]
+    than: [flannel/vxlan]
+    metric: throughput_gbps
+    suite: iperf3-tcp
+    placement: inter-host
+"""
+
+
+def test_sequential_rounds_measure_only_what_undecided_claims_need(
+        clean_lab: None, tmp_path: Path) -> None:
+    """A study in a named instance whose claims decide the rounds: after each round from
+    the minimum on, only the cells of undecided claims are measured again, and the
+    report's verdicts replay the same looks from the records."""
+    from cnilab.claims import DECIDED, evaluate
+    from cnilab.spec import load_spec_text
+    from cnilab.summary import summarize_cells
+
+    spec = load_spec_text(SEQUENTIAL, "sequential.yaml")
+    target = NetnsTarget(instance="seq")
+    run = RunDir.create(tmp_path, "s")
+    run.write_manifest(build_manifest(spec, load_pins(), target, run, ["test"]))
+    reporter = _Lines()
+    with target.session("test", "run s"):
+        outcome = execute(spec, target, run, reporter=reporter)
+    assert outcome.ok, [f["error"] for f in outcome.failures]
+    records = list(run.results())
+    assert {r["endpoints"]["client"]["name"] for r in records} == {"h1-p1"}
+    verdicts = {v.claim.id: v for v in evaluate(spec.claims, summarize_cells(records),
+                                                records, spec.design())}
+    # 20000 rules against none: decided at the first look, after the minimum
+    assert verdicts["R"].verdict in DECIDED and verdicts["R"].look == 3, verdicts["R"]
+    reps: dict[str, int] = {}
     for r in records:
-        if r["warmup"]:
-            batches.append((r["cell"]["mode"], []))
-        else:
-            batches[-1][1].append(r["repetition"])
-    assert [(mode, reps[0]) for mode, reps in batches][:4] == [
-        ("vxlan", 1), ("host-gw", 1), ("vxlan", 2), ("host-gw", 2)]
-    # a batch holds more than one repetition only when its mode is the last one still
-    # measuring: then its lab stays up for the remaining rounds, and nothing follows it
-    assert all(len(reps) == 1 for _, reps in batches[:-1])
-    rounds = [rep for _, reps in batches for rep in reps]
-    assert rounds == sorted(rounds)
-    assert all(a[0] != b[0] for a, b in itertools.pairwise(batches))
-    assert sum(1 for line in lines if line.startswith("lab up:")) == len(batches)
-    # progress shows the adaptive range: 2 rounds x 2 modes x (warm-up + repetition) at
-    # least, and one more such round for both cells at most
-    assert any("/8..12]" in line for line in lines)
+        reps[r["cell_id"]] = max(reps.get(r["cell_id"], 0), r["repetition"])
+    rule_cells = {c for c in reps if "netperf" in c}
+    assert {reps[c] for c in rule_cells} == {3}       # none measured past the decision
+    throughput = {c for c in reps if "iperf3" in c}
+    t = verdicts["T"]
+    # T's cells went on exactly until T was decided, or to the cap
+    assert {reps[c] for c in throughput} == {t.look if t.verdict in DECIDED else 5}
+    state = run.read_state()
+    assert state["looks"]["3"] == (["T"] if reps[next(iter(throughput))] > 3 else [])
+    assert any(line.startswith("after round 3:") for line in reporter.lines)
+    assert not _instance_up("cnl.seq.1") and not _instance_up("cnl.seq.2")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -23,11 +24,13 @@ from cnilab.bench.executor import Endpoint, Executor
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.bench.suites import TrafficSuite, get_suite
 from cnilab.bench.sweeps import Condition
+from cnilab.claims import undecided_claims
 from cnilab.errors import CnilabError, InputError, Interrupted
 from cnilab.modes import get_mode
 from cnilab.pins import Pins
 from cnilab.rundir import RESULT_SCHEMA, RunDir, slug
-from cnilab.spec import Cell, ModeRef, Spec
+from cnilab.spec import Cell, ModeRef, Spec, recorded_variant
+from cnilab.summary import summarize_cells
 from cnilab.targets.base import Target
 
 
@@ -44,28 +47,39 @@ class Measurement:
         return f"{self.cell.cell_id}#{'w' if self.warmup else 'r'}{self.repetition}"
 
 
-def plan_measurements(spec: Spec) -> list[Measurement]:
-    """The fixed part of the plan, in run order.
+def plan_measurements(spec: Spec, *, rebuilt_each_round: bool = False) -> list[Measurement]:
+    """The fixed part of the plan (the minimum repetitions), in run order.
 
     Within one lab session: first ``warmup`` discarded runs of every cell
     (caches, ARP and conntrack entries, CPU frequency settle), then the
     repetitions interleaved: repetition 1 of every cell, then repetition 2 of
     every cell, and so on, so that slow drift of a noisy machine spreads over
     all cells instead of biasing the last one. With ``interleave: across-modes``
-    every round visits every mode (a fresh lab, and fresh warm-ups, whenever the mode
-    changes; a mode left alone in later adaptive rounds keeps its lab).
-    Adaptive repetitions beyond the minimum are decided as results come in.
+    every round visits every mode, in a fresh random order (``round_order``); a
+    target that keeps modes side by side builds each mode's lab once, one that
+    cannot (``rebuilt_each_round``) builds it, and warms it up, at every visit.
+    Repetitions beyond the minimum are decided as results come in.
     """
     order: list[Measurement] = []
     for stage in _stages(spec):
         for rep in range(1, spec.repetitions + 1):
             for ref in stage:
                 group = _cells_of(spec, ref)
-                if rep == 1 or len(stage) > 1:
-                    first = (rep - 1) * spec.warmup if len(stage) > 1 else 0
+                if rep == 1 or (len(stage) > 1 and rebuilt_each_round):
+                    first = (rep - 1) * spec.warmup if rep > 1 else 0
                     for w in range(first + 1, first + spec.warmup + 1):
                         order.extend(Measurement(c, w, warmup=True) for c in group)
                 order.extend(Measurement(c, rep) for c in group)
+    return order
+
+
+def round_order(stage: tuple[ModeRef, ...], run_id: str, rep: int) -> list[ModeRef]:
+    """The order a round visits its modes: a fresh random order each round, so that no
+    mode always follows the same one (what the machine did just before a measurement
+    is spread over all modes). Seeded by the run and the round: a resume repeats it."""
+    order = list(stage)
+    if len(order) > 1:
+        random.Random(f"{run_id}/round {rep}").shuffle(order)
     return order
 
 
@@ -85,12 +99,15 @@ def primary_value(record: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def needs_repetition(spec: Spec, cell_records: list[dict[str, Any]], rep: int) -> bool:
+def needs_repetition(spec: Spec, cell_records: list[dict[str, Any]], rep: int,
+                     undecided: set[str] | None = None) -> bool:
     """Whether a cell gets repetition ``rep``, given its measured (non-warm-up) records.
 
-    Fixed: every repetition up to ``repetitions``. Adaptive: the minimum, then one
-    more per round while the 95 % CI half-width exceeds ``ci_target`` x mean, up to
-    the cap. Failed attempts count against the cap but not towards the statistics.
+    Fixed: every repetition up to ``repetitions``. Beyond that minimum, one more per
+    round up to the cap, while (ci_target) the 95 % CI half-width exceeds ci_target x
+    mean, or (sequential) the cell is in ``undecided``, the cells that claims not yet
+    decided compare. Failed attempts count against the cap but not towards the
+    statistics.
     """
     if rep > spec.repetition_cap:
         return False
@@ -98,6 +115,8 @@ def needs_repetition(spec: Spec, cell_records: list[dict[str, Any]], rep: int) -
         return True
     if len(cell_records) != rep - 1:   # stopped earlier (converged) or already done
         return False
+    if spec.sequential:
+        return bool(undecided) and cell_records[0]["cell_id"] in (undecided or set())
     values = [v for r in cell_records if r["status"] == "ok"
               and (v := primary_value(r)) is not None]
     if len(values) < 2:
@@ -114,7 +133,7 @@ def _now() -> str:
 
 def _endpoint_record(e: Endpoint) -> dict[str, Any]:
     return {"name": e.name, "host": e.host, "address": e.address, "kind": e.kind,
-            "listen_address": e.listen_address}
+            "listen_address": e.listen_address, "locator": e.locator}
 
 
 def _base_record(measurement: Measurement, run: RunDir, seq: int) -> dict[str, Any]:
@@ -246,7 +265,7 @@ def build_manifest(spec: Spec, pins: Pins, target: Target, run: RunDir,
         "command": argv,
         "cnilab": machine.cnilab_provenance(),
         "spec": {"path": spec.path, "name": spec.name, "sha256": spec.sha256,
-                 "quick": spec.quick,
+                 "variant": spec.variant, "quick": spec.quick,
                  "text": spec.text},
         "target": {"kind": target.kind, "emulation": target.emulation, **target.describe()},
         # tools, machine and iptables backend below are this machine's; on a cluster the
@@ -301,42 +320,68 @@ class RunOutcome:
         return not self.failures
 
 
+@dataclass
+class _Lab:
+    """One mode's lab that is up: its target instance, executor and the path rules held."""
+
+    ref: ModeRef
+    target: Target
+    executor: Executor
+    rules: tuple[int, str] = (0, "rules")
+
+
 class _LabSession:
-    """Keeps at most one mode up, brings the next one up only when the mode changes, and
-    holds the path-rules condition so that it is reloaded only when it changes."""
+    """The labs of a run. A target that keeps modes side by side gets each mode built
+    once, in its own instance, and kept until the run ends; otherwise at most one mode is
+    up and the next is built when the mode changes. Path rules are reloaded only when
+    the condition changes."""
 
     def __init__(self, spec: Spec, target: Target, run: RunDir, reporter: RunReporter) -> None:
         self.spec, self.target, self.run, self.reporter = spec, target, run, reporter
-        self.current: ModeRef | None = None
-        self.rules: tuple[int, str] = (0, "rules")
-        self.executor: Executor | None = None
+        self.side_by_side = target.side_by_side()
+        self.labs: dict[ModeRef, _Lab] = {}
+        self.current: _Lab | None = None
 
     def _workdir(self, ref: ModeRef) -> Path:
         return self.run.ansible_dir / slug(ref.key.replace("/", "-"))
 
     def ensure(self, ref: ModeRef) -> bool:
-        """Bring ``ref`` up unless it is up; returns whether the lab is fresh."""
-        if self.current == ref:
+        """Make ``ref`` the lab that carries traffic, building it unless it is up; returns
+        whether the lab is fresh."""
+        if ref in self.labs:
+            self.current = self.labs[ref]
             return False
-        self.close()
-        self.reporter.line(f"lab up: {ref.key} on the {self.target.kind} lab")
-        self.target.up(ref, workdir=self._workdir(ref))
-        self.current, self.rules = ref, (0, "rules")
-        _record_snapshot(self.run, ref.key, self.target)
-        self.executor = self.target.executor()
+        if not self.side_by_side:
+            self.close()
+        instance = self.target.for_mode(ref, self.spec.matrix.index(ref) + 1)
+        where = f" ({instance.describe()['instance']})" if "instance" in instance.describe() \
+            else ""
+        self.reporter.line(f"lab up: {ref.key} on the {self.target.kind} lab{where}")
+        instance.up(ref, workdir=self._workdir(ref))
+        lab = _Lab(ref, instance, instance.executor())
+        self.labs[ref] = self.current = lab
+        _record_snapshot(self.run, ref.key, instance)
         return True
 
+    @property
+    def active(self) -> _Lab:
+        assert self.current is not None, "no lab is up"
+        return self.current
+
     def hold_rules(self, condition: Condition) -> None:
-        if condition.rules != self.rules:
+        lab = self.active
+        if condition.rules != lab.rules:
             count, shape = condition.rules
-            self.target.set_path_rules(count, shape)
-            self.rules = condition.rules
+            lab.target.set_path_rules(count, shape)
+            lab.rules = condition.rules
 
     def close(self) -> None:
-        if self.current is not None:
-            ref, self.current = self.current, None
+        """Bring every lab of the session down (the last one built first)."""
+        while self.labs:
+            ref, lab = self.labs.popitem()
             self.reporter.line(f"lab down: {ref.key}")
-            self.target.down(workdir=self._workdir(ref))
+            lab.target.down(workdir=self._workdir(ref))
+        self.current = None
 
 
 class _RunState:
@@ -344,8 +389,10 @@ class _RunState:
     done (by key), each cell's measured records and warm-up count, the failures, and
     the sequence number of the next record."""
 
-    def __init__(self, spec: Spec, run: RunDir, records: list[dict[str, Any]]) -> None:
+    def __init__(self, spec: Spec, run: RunDir, records: list[dict[str, Any]],
+                 rebuilt_each_round: bool) -> None:
         self.run = run
+        self.undecided: set[str] | None = None   # sequential: cells this round measures
         self.done = {r["key"] for r in records}
         self.by_cell: dict[str, list[dict[str, Any]]] = {}
         self.warmups: dict[str, int] = {}
@@ -357,7 +404,7 @@ class _RunState:
         self.failures = [r for r in records if r["status"] != "ok"]
         self.seq = len(records)
         self.measured = 0
-        self.planned = len(plan_measurements(spec))
+        self.planned = len(plan_measurements(spec, rebuilt_each_round=rebuilt_each_round))
         self.state = run.read_state()
         self.state.update({"run_id": run.run_id, "planned": self.planned, "status": "running",
                            "repetitions": {"min": spec.repetitions, "max": spec.repetition_cap,
@@ -373,7 +420,24 @@ class _RunState:
     def wants(self, spec: Spec, cell: Cell, rep: int) -> bool:
         """Whether repetition ``rep`` of ``cell`` is still to be measured."""
         return (f"{cell.cell_id}#r{rep}" not in self.done
-                and needs_repetition(spec, self.by_cell.get(cell.cell_id, []), rep))
+                and needs_repetition(spec, self.by_cell.get(cell.cell_id, []), rep,
+                                     self.undecided))
+
+    def look(self, spec: Spec, rep: int) -> list[str]:
+        """Before round ``rep`` of a sequential study: evaluate the claims on the rounds
+        before it and keep the cells that undecided claims compare; returns the ids of
+        those claims. (Only earlier rounds count, so a resumed round sees what the
+        interrupted one saw.)"""
+        if not spec.sequential or rep <= spec.repetitions:
+            self.undecided = None
+            return []
+        records = [r for recs in self.by_cell.values() for r in recs if r["repetition"] < rep]
+        pending = undecided_claims(spec.claims, summarize_cells(records), records,
+                                   spec.design())
+        self.undecided = {cell for cells in pending.values() for cell in cells}
+        self.state.setdefault("looks", {})[str(rep - 1)] = sorted(pending)
+        self.save()
+        return sorted(pending)
 
     def add(self, measurement: Measurement, record: dict[str, Any]) -> None:
         """Keep a record the moment its measurement ends."""
@@ -427,19 +491,19 @@ def _warmup_cells(spec: Spec, progress: _RunState, stage: tuple[ModeRef, ...],
     return cells
 
 
-def _measure_one(spec: Spec, target: Target, session: _LabSession, run: RunDir,
-                 measurement: Measurement, seq: int) -> dict[str, Any]:
+def _measure_one(spec: Spec, session: _LabSession, run: RunDir, measurement: Measurement,
+                 seq: int) -> dict[str, Any]:
     """The record of one measurement, with exactly its cell's condition held."""
     cell = measurement.cell
     condition = Condition.from_items(cell.condition)
     session.hold_rules(condition)   # exactly the cell's condition, whatever ran before
+    lab = session.active
     if get_suite(cell.suite).kind == "startup":
-        return measure_startup(target, measurement, run, seq)
-    client, server = target.endpoints(cell.placement)
-    background = (target.background_endpoints(cell.placement)
+        return measure_startup(lab.target, measurement, run, seq)
+    client, server = lab.target.endpoints(cell.placement)
+    background = (lab.target.background_endpoints(cell.placement)
                   if condition.background_flows else None)
-    assert session.executor is not None
-    return measure(session.executor, measurement, client, server, run, seq,
+    return measure(lab.executor, measurement, client, server, run, seq,
                    pin=spec.cpu_pinning == "auto", background=background)
 
 
@@ -460,18 +524,19 @@ def execute(
     reporter = reporter or RunReporter()
     run.repair_results()
     records = list(run.results())
-    progress = _RunState(spec, run, records)
+    rebuilt_each_round = (spec.interleave == "across-modes" and len(spec.matrix) > 1
+                          and not target.side_by_side())
+    progress = _RunState(spec, run, records, rebuilt_each_round)
     _check_records_fit(spec, run, progress.done)
     cells = spec.cells()
     # adaptive: at least the fixed plan, at most every cell up to the cap
-    fresh_lab_each_round = spec.interleave == "across-modes" and len(spec.matrix) > 1
-    per_extra_round = 1 + (spec.warmup if fresh_lab_each_round else 0)
+    per_extra_round = 1 + (spec.warmup if rebuilt_each_round else 0)
     planned = progress.planned
     most = planned + len(cells) * (spec.repetition_cap - spec.repetitions) * per_extra_round
     total_label = f"{planned}..{most}" if spec.adaptive else str(planned)
 
     def record_one(m: Measurement) -> None:
-        record = _measure_one(spec, target, session, run, m, progress.next_seq())
+        record = _measure_one(spec, session, run, m, progress.next_seq())
         progress.add(m, record)
         done = len(progress.done)
         reporter.measured(done, max(planned, done), record,
@@ -490,7 +555,15 @@ def execute(
     try:
         for stage in _stages(spec):
             for rep in range(1, spec.repetition_cap + 1):
-                for ref in stage:
+                pending = progress.look(spec, rep)
+                if spec.sequential and rep > spec.repetitions:
+                    if not pending:
+                        reporter.line(f"after round {rep - 1}: every claim is decided")
+                        break
+                    reporter.line(f"after round {rep - 1}: {len(pending)} claim(s) undecided "
+                                  f"({', '.join(pending)}); round {rep} measures their "
+                                  f"{len(progress.undecided or ())} cell(s)")
+                for ref in round_order(stage, run.run_id, rep):
                     if ref.key in skipped:
                         continue
                     todo = [Measurement(c, rep) for c in _cells_of(spec, ref)
@@ -519,13 +592,13 @@ def execute(
                         record_one(m)
             session.close()
     except (KeyboardInterrupt, Interrupted):
-        session.close()
         progress.save("interrupted")
         raise
-    except CnilabError:
-        session.close()
+    except BaseException:
         progress.save("failed")
         raise
+    finally:
+        session.close()      # whatever ended the run, its labs go down with it
     progress.save("complete")
     return RunOutcome(run, progress.measured, len(records), progress.failures)
 
@@ -554,8 +627,9 @@ def ensure_same_spec(run: RunDir, spec: Spec) -> None:
     if manifest.get("spec", {}).get("sha256") != spec.sha256:
         raise InputError(f"{spec.path}: differs from the spec of {run.path} "
                          "(sha256 mismatch); resume with the same spec")
-    if bool(manifest["spec"].get("quick", False)) != spec.quick:
-        was = "--quick" if manifest["spec"].get("quick") else "the full variant"
+    variant = recorded_variant(manifest.get("spec", {}))
+    if variant != spec.variant:
+        was = f"--{variant}" if variant else "the full variant"
         raise InputError(f"{run.path} was started with {was} of {spec.path}; resume it the "
                          "same way")
 

@@ -21,7 +21,17 @@ from cnilab import paths
 from cnilab.errors import CapabilityError, CnilabError, InputError
 from cnilab.lab import capabilities, hosts, sh
 from cnilab.lab.datapaths import datapath_for
-from cnilab.lab.plan import PREFIX, HostPlan, LabPlan, PodPlan, load_saved_plan, saved_plan_path
+from cnilab.lab.plan import (
+    PREFIX,
+    HostPlan,
+    LabPlan,
+    PodPlan,
+    instance_of,
+    load_saved_plan,
+    prefix_of,
+    saved_plan_path,
+    state_dir_of,
+)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -54,15 +64,17 @@ def preflight(plan: LabPlan) -> None:
     if absent:
         raise CapabilityError(f"CNI reference plugins missing in {paths.cni_plugin_dir()}: "
                               f"{', '.join(absent)} (package containernetworking-plugins)")
-    saved = load_saved_plan()
+    saved = load_saved_plan(plan.instance)
     if saved is not None and saved != plan:
+        where = f"netns:{plan.instance}" if plan.instance else "netns"
         raise InputError(f"a lab is already up ({saved.cni}/{saved.mode}, "
-                         f"{len(saved.hosts)} hosts); run 'cnilab lab down --lab netns' first")
+                         f"{len(saved.hosts)} hosts); run 'cnilab lab down --lab {where}' "
+                         "first")
 
 
 def ensure_hosts(plan: LabPlan) -> bool:
     """Step 1: record the plan (so ``down`` finds everything) and create the hosts."""
-    path = saved_plan_path()
+    path = saved_plan_path(plan.instance)
     if not path.is_file():
         _atomic_write(path, plan.to_json())
     return hosts.ensure_hosts(plan)
@@ -149,10 +161,15 @@ class TeardownReport:
         return bool(self.namespaces or self.processes or self.root_links or self.state_removed)
 
 
-# Set in the environment of every process that builds the lab (the playbook, its
-# modules, what they start), so that ``down`` can stop a build that outlived a
-# killed cnilab: ansible-playbook runs in its own session and keeps going.
+# Set in the environment of every process that builds a lab (the playbook, its
+# modules, what they start), to the lab's prefix, so that ``down`` can stop a build
+# of that lab that outlived a killed cnilab (ansible-playbook runs in its own session
+# and keeps going) and leave the builds of other instances alone.
 BUILDER_ENV = "CNILAB_LAB_BUILDER"
+
+
+def builder_env(prefix: str = PREFIX) -> dict[str, str]:
+    return {BUILDER_ENV: prefix}
 
 
 def _ancestors() -> set[int]:
@@ -167,9 +184,9 @@ def _ancestors() -> set[int]:
     return pids
 
 
-def builder_pids() -> list[int]:
-    """Processes carrying the builder marker, except this process and its ancestors."""
-    marker = f"{BUILDER_ENV}=1".encode()
+def builder_pids(prefix: str = PREFIX) -> list[int]:
+    """Processes building the lab ``prefix``, except this process and its ancestors."""
+    marker = f"{BUILDER_ENV}={prefix}".encode()
     mine = _ancestors()
     found = []
     for entry in Path("/proc").iterdir():
@@ -184,9 +201,9 @@ def builder_pids() -> list[int]:
     return found
 
 
-def _stop_builders() -> list[int]:
+def _stop_builders(prefix: str) -> list[int]:
     """SIGKILL an unfinished build first, so nothing is created behind ``down``'s back."""
-    pids = builder_pids()
+    pids = builder_pids(prefix)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -203,8 +220,8 @@ def _namespace_pids(netns: str) -> list[int]:
     return [int(p) for p in out.split() if p.isdigit()]
 
 
-def _pidfile_pids() -> list[int]:
-    pid_dir = paths.lab_state_dir() / "lab" / "pids"
+def _pidfile_pids(prefix: str) -> list[int]:
+    pid_dir = state_dir_of(instance_of(prefix)) / "pids"
     found = []
     for pidfile in pid_dir.glob("*.pid") if pid_dir.is_dir() else []:
         text = pidfile.read_text(encoding="utf-8").strip()
@@ -245,14 +262,41 @@ def process_alive(pid: int) -> bool:
 
 
 def root_links(prefix: str = PREFIX) -> list[str]:
-    """Links in the root namespace named with the lab prefix (the lab creates none normally)."""
+    """Links in the root namespace named with the lab prefix (the lab creates none
+    normally); the default lab's prefix does not take in another instance's."""
     out = sh.run(["ip", "-o", "link", "show"]).stdout
     names = []
     for line in out.splitlines():
         name = line.split(": ", 2)[1].split("@")[0]
-        if name.startswith(prefix):
+        if (name.startswith(prefix) and not name.startswith(f"{PREFIX}.")) or \
+                name.startswith(f"{prefix}-"):
             names.append(name)
-    return names
+    return sorted(set(names))
+
+
+def instances() -> list[str]:
+    """Every lab instance with something left on this machine: namespaces or a state
+    directory ("" is the default lab)."""
+    found = set()
+    for name in hosts.existing_netns():
+        head = name.split("-", 1)[0]
+        if head == PREFIX or head.startswith(f"{PREFIX}."):
+            found.add(instance_of(head))
+    base = paths.lab_state_dir()
+    for entry in base.glob("lab*") if base.is_dir() else []:
+        if entry.is_dir() and (entry.name == "lab" or entry.name.startswith("lab.")):
+            found.add(entry.name.removeprefix("lab").removeprefix("."))
+    return sorted(found)
+
+
+def family(instance: str) -> list[str]:
+    """An instance and the mode labs a study keeps in it (NAME.K, or K for the default
+    lab): what ``lab down --lab netns:NAME`` removes."""
+    def belongs(other: str) -> bool:
+        if instance == "":
+            return other == "" or other.isdigit()
+        return other == instance or other.startswith(f"{instance}.")
+    return [i for i in instances() if belongs(i)]
 
 
 def down(prefix: str = PREFIX) -> TeardownReport:
@@ -261,25 +305,38 @@ def down(prefix: str = PREFIX) -> TeardownReport:
     Finds objects by name prefix and by pid files, not only from the saved
     plan, so it also cleans up after a build that died half-way.
     """
-    builders = _stop_builders()
+    builders = _stop_builders(prefix)
     namespaces = lab_namespaces(prefix)
-    pids = sorted({p for ns in namespaces for p in _namespace_pids(ns)} | set(_pidfile_pids()))
+    pids = sorted({p for ns in namespaces for p in _namespace_pids(ns)} |
+                  set(_pidfile_pids(prefix)))
     ended = _end_processes(pids)
     for ns in namespaces:
         sh.run(["ip", "netns", "del", ns], check=False)
     links = root_links(prefix)
     for link in links:
         sh.run(["ip", "link", "del", link], check=False)
-    state = paths.lab_state_dir() / "lab"
+    state = state_dir_of(instance_of(prefix))
     existed = state.exists()
     shutil.rmtree(state, ignore_errors=True)
     return TeardownReport(namespaces, sorted(set(ended) | set(builders)), links, existed)
 
 
-def leftovers(prefix: str = PREFIX) -> dict[str, list[str]]:
-    """What of the lab still exists (empty lists = clean); used by tests and ``doctor``."""
+def down_all() -> list[TeardownReport]:
+    """Every instance down (tests, and ``lab down --all``)."""
+    return [down(prefix_of(i)) for i in instances()] or [down()]
+
+
+def leftovers(prefix: str | None = PREFIX) -> dict[str, list[str]]:
+    """What of a lab still exists (empty lists = clean); ``None``: of every instance.
+    Used by tests and ``doctor``."""
+    if prefix is None:
+        merged: dict[str, list[str]] = {}
+        for instance in instances() or [""]:
+            for key, values in leftovers(prefix_of(instance)).items():
+                merged.setdefault(key, []).extend(values)
+        return merged
     procs = [str(p) for ns in lab_namespaces(prefix) for p in _namespace_pids(ns)]
-    state = paths.lab_state_dir() / "lab"
+    state = state_dir_of(instance_of(prefix))
     return {
         "namespaces": lab_namespaces(prefix),
         "processes": procs,

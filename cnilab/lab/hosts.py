@@ -84,7 +84,7 @@ def _ensure_underlay(plan: LabPlan) -> bool:
     else:
         for host in plan.hosts:
             if not _has_link(host.netns, host.underlay_if):
-                port = f"{plan.prefix}-{host.name}"
+                port = f"port-{host.name}"   # in the instance's own switch namespace
                 sh.ip(plan.switch_netns, "link", "add", port, "type", "veth", "peer", "name",
                       host.underlay_if, "netns", host.netns)
                 sh.ip_batch(plan.switch_netns, [f"link set {port} master br0",

@@ -22,8 +22,9 @@ from typing import Any
 
 from cnilab import paths
 from cnilab.errors import CnilabError
+from cnilab.lab.plan import state_dir_of
 
-LOCK_NAME = "lab.lock"
+LOCK_NAME = "lab.lock"         # the default lab's; instance NAME: lab.NAME.lock
 OWNER_NAME = "owner.json"      # inside the lab's state directory: removed with the lab
 
 
@@ -31,12 +32,13 @@ class LabBusy(CnilabError):
     """Another command holds the lab."""
 
 
-def lock_path() -> Path:
-    return paths.lab_state_dir() / LOCK_NAME
+def lock_path(instance: str = "") -> Path:
+    """Beside the state directories, not in one: it outlives the lab it guards."""
+    return paths.lab_state_dir() / (LOCK_NAME if not instance else f"lab.{instance}.lock")
 
 
-def owner_path() -> Path:
-    return paths.lab_state_dir() / "lab" / OWNER_NAME
+def owner_path(instance: str = "") -> Path:
+    return state_dir_of(instance) / OWNER_NAME
 
 
 def _describe(holder: dict[str, Any]) -> str:
@@ -47,10 +49,11 @@ def _describe(holder: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def holding(command: str) -> Iterator[None]:
-    """Hold the lab for ``command`` (a description of what runs); LabBusy when another
-    process holds it. The lock dies with its process: a killed holder frees it."""
-    path = lock_path()
+def holding(command: str, instance: str = "") -> Iterator[None]:
+    """Hold the lab ``instance`` for ``command`` (a description of what runs); LabBusy
+    when another process holds it. The lock dies with its process: a killed holder
+    frees it. Other instances are not held."""
+    path = lock_path(instance)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as handle:
         try:
@@ -61,7 +64,8 @@ def holding(command: str) -> Iterator[None]:
                 holder = json.loads(handle.read() or "{}")
             except ValueError:
                 holder = {}
-            raise LabBusy(f"the netns lab is in use by {_describe(holder)}; wait for it to "
+            name = f"netns lab instance {instance!r}" if instance else "netns lab"
+            raise LabBusy(f"the {name} is in use by {_describe(holder)}; wait for it to "
                           "finish or stop it") from None
         try:
             handle.seek(0)
@@ -75,18 +79,18 @@ def holding(command: str) -> Iterator[None]:
                 handle.truncate(0)       # ours to clear: we hold the lock
 
 
-def record_owner(owner: str) -> None:
+def record_owner(owner: str, instance: str = "") -> None:
     """Write down who built the lab that is now up."""
-    path = owner_path()
+    path = owner_path(instance)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"owner": owner, "pid": os.getpid(), "built": time.time()}),
                     encoding="utf-8")
 
 
-def owner() -> str | None:
+def owner(instance: str = "") -> str | None:
     """Who built the lab that is up (None: nobody recorded, e.g. no lab)."""
     try:
-        data = json.loads(owner_path().read_text(encoding="utf-8"))
+        data = json.loads(owner_path(instance).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     value = data.get("owner") if isinstance(data, dict) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,39 @@ from cnilab.spec import HOSTS_RANGE, PODS_PER_HOST_RANGE
 
 PREFIX = "cnl"          # every namespace, link and file of the lab starts with this
 UNDERLAY_CIDR = "10.99.0.0/24"
+# Labs can stand side by side as named instances: the default lab is "" (names
+# cnl-h1, ...); instance NAME has names cnl.NAME-h1, ... and its own state directory,
+# lock and daemons. A study keeps each mode in a sub-instance NAME.K (K: the matrix
+# entry), or K for the default instance. Names are short: a host's interface names
+# carry no instance, but namespace and file names do.
+INSTANCE_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")        # what a user may name
+_ANY_INSTANCE_RE = re.compile(r"^(?:[a-z][a-z0-9]{0,5}(?:\.[0-9]{1,2})?|[0-9]{1,2})$")
+
+
+def check_instance(name: str, *, user: bool = True) -> str:
+    """``name`` if it is a valid instance name; InputError otherwise."""
+    if name == "" or (INSTANCE_RE if user else _ANY_INSTANCE_RE).match(name):
+        return name
+    raise InputError(f"lab instance {name!r}: a letter then up to 5 lowercase letters or "
+                     "digits (e.g. netns:study1)")
+
+
+def prefix_of(instance: str) -> str:
+    """The name prefix of an instance's namespaces and files."""
+    return PREFIX if not instance else f"{PREFIX}.{instance}"
+
+
+def instance_of(prefix: str) -> str:
+    return "" if prefix == PREFIX else prefix.removeprefix(f"{PREFIX}.")
+
+
+def mode_instance(instance: str, slot: int) -> str:
+    """The sub-instance that holds matrix entry ``slot`` of a study run in ``instance``."""
+    return f"{instance}.{slot}" if instance else str(slot)
+
+
+def state_dir_of(instance: str) -> Path:
+    return paths.lab_state_dir() / ("lab" if not instance else f"lab.{instance}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +99,7 @@ class LabPlan:
     service_cidr: str = SERVICE_CIDR
     switch_netns: str | None = None   # set when the underlay is a switch (> 2 hosts)
     policy: bool = False              # network policy enforcement on (modes that offer it)
+    instance: str = ""                # "" = the default lab; see INSTANCE_RE
 
     @property
     def mode_info(self) -> Mode:
@@ -88,7 +123,7 @@ class LabPlan:
         raise KeyError(name)
 
     def state_dir(self) -> Path:
-        return paths.lab_state_dir() / "lab"
+        return state_dir_of(self.instance)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,8 +140,11 @@ class LabPlan:
 
 
 def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
-              policy: bool = False) -> LabPlan:
-    """Compute names and addresses; rejects unknown modes and out-of-range sizes."""
+              policy: bool = False, instance: str = "") -> LabPlan:
+    """Compute names and addresses; rejects unknown modes and out-of-range sizes.
+    Instances differ in names only: their addresses live in their own namespaces."""
+    check_instance(instance, user=False)
+    prefix = prefix_of(instance)
     try:
         info = get_mode(cni, mode)
     except KeyError as exc:
@@ -131,28 +169,30 @@ def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
     for i in range(1, hosts + 1):
         name = f"h{i}"
         pods = tuple(
-            PodPlan(name=f"{name}-p{j}", netns=f"{PREFIX}-{name}-p{j}", host=name,
-                    container_id=f"{PREFIX}{i:02d}{j:04d}")
+            PodPlan(name=f"{name}-p{j}", netns=f"{prefix}-{name}-p{j}", host=name,
+                    # CNI caches results by network name and container id, host-wide:
+                    # the instance's prefix keeps them apart
+                    container_id=f"{prefix}{i:02d}{j:04d}")
             for j in range(1, pods_per_host + 1)
         )
         host_plans.append(HostPlan(
-            name=name, index=i, netns=f"{PREFIX}-{name}",
+            name=name, index=i, netns=f"{prefix}-{name}",
             underlay_ip=str(underlay[9 + i]), underlay_if="eth0",
             pod_subnet=str(next(per_host[i].subnets(new_prefix=info.pod_block_prefix))),
             pods=pods,
         ))
-    switch = f"{PREFIX}-sw" if hosts > 2 else None
+    switch = f"{prefix}-sw" if hosts > 2 else None
     return LabPlan(cni=cni, mode=mode, hosts=tuple(host_plans), switch_netns=switch,
-                   policy=policy)
+                   policy=policy, instance=instance, prefix=prefix)
 
 
-def saved_plan_path() -> Path:
-    return paths.lab_state_dir() / "lab" / "plan.json"
+def saved_plan_path(instance: str = "") -> Path:
+    return state_dir_of(instance) / "plan.json"
 
 
-def load_saved_plan() -> LabPlan | None:
-    """The plan of the lab that is up (or was being built), if any."""
-    path = saved_plan_path()
+def load_saved_plan(instance: str = "") -> LabPlan | None:
+    """The plan of the instance's lab that is up (or was being built), if any."""
+    path = saved_plan_path(instance)
     if not path.is_file():
         return None
     return LabPlan.from_dict(json.loads(path.read_text(encoding="utf-8")))

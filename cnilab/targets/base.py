@@ -83,6 +83,16 @@ class Target(ABC):
     def fidelity(self) -> list[str]:
         """What is real and what is emulated, for reports."""
 
+    def side_by_side(self) -> bool:
+        """Whether several modes can stand up at once, each in its own instance (the
+        netns lab can; a cluster holds one plugin at a time)."""
+        return False
+
+    def for_mode(self, mode: ModeRef, slot: int) -> Target:
+        """The target that holds ``mode``: itself, or, on a target that keeps modes side
+        by side, the instance for matrix entry ``slot`` (stable across a resume)."""
+        return self
+
     def describe(self) -> dict[str, Any]:
         """What identifies the target beyond its kind (e.g. a cluster's inventory)."""
         return {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from cnilab.bench.executor import Endpoint, Executor, NetnsExecutor
 from cnilab.errors import CnilabError, InputError
 from cnilab.lab import core, idle, kube_proxy, lock, rules, startup, status
 from cnilab.lab.datapaths import datapath_for
-from cnilab.lab.plan import LabPlan, make_plan
+from cnilab.lab.plan import LabPlan, check_instance, make_plan, mode_instance, prefix_of
 from cnilab.spec import ModeRef, Spec
 from cnilab.targets.base import Target
 
@@ -29,7 +30,9 @@ class NetnsTarget(Target):
     emulation = True
 
     def __init__(self, hosts: int = 2, pods_per_host: int = 4,
-                 progress: Progress | None = None, replace_lab: bool = False) -> None:
+                 progress: Progress | None = None, replace_lab: bool = False,
+                 instance: str = "") -> None:
+        self.instance = check_instance(instance, user=False)
         self.hosts = hosts
         self.pods_per_host = pods_per_host
         self.plan: LabPlan | None = None
@@ -43,12 +46,26 @@ class NetnsTarget(Target):
     def session(self, command: str, owner: str) -> Iterator[None]:
         """The lab's lock for the whole run (one owner at a time), and the run's name
         on what it builds."""
-        with lock.holding(command):
+        with lock.holding(command, self.instance):
             self.owner = owner
             yield
 
+    def side_by_side(self) -> bool:
+        return True
+
+    def for_mode(self, mode: ModeRef, slot: int) -> NetnsTarget:
+        """The mode's own lab instance (NAME.K): a study keeps every mode up at once."""
+        twin = copy.copy(self)     # the same topology, options and owner (and subclass)
+        twin.instance = mode_instance(self.instance, slot)
+        twin.plan, twin.idle = None, None
+        return twin
+
+    def describe(self) -> dict[str, Any]:
+        return {"instance": self.instance} if self.instance else {}
+
     def _make_plan(self, mode: ModeRef) -> LabPlan:
-        return make_plan(mode.cni, mode.mode, self.hosts, self.pods_per_host, mode.policy)
+        return make_plan(mode.cni, mode.mode, self.hosts, self.pods_per_host, mode.policy,
+                         self.instance)
 
     def preflight(self, spec: Spec) -> None:
         """Root and the lab itself, checked on the first mode this machine can build.
@@ -70,26 +87,29 @@ class NetnsTarget(Target):
         plan = self._make_plan(mode)
         core.check_buildable(plan)  # refuse before touching anything
         if core.lab_namespaces(plan.prefix):
-            built_by = lock.owner()
+            built_by = lock.owner(self.instance)
             if built_by != self.owner and not self.replace_lab:
+                study = self.instance.split(".")[0] if not self.instance.isdigit() else ""
+                where = f" --lab netns:{study}" if study else ""
                 raise InputError(f"a netns lab built by {built_by or 'another command'} is up; "
-                                 "bring it down (`cnilab lab down`) or pass --replace-lab")
+                                 f"bring it down (`cnilab lab down{where}`) or pass "
+                                 "--replace-lab")
             self.down(workdir=workdir)
         try:
             run_playbook(PLAYBOOK, private_data_dir=workdir,
                          extravars={"lab_netns_state": "present",
                                     "lab_netns_plan": plan.to_dict()},
                          progress=self.progress, ident=f"up-{mode.cni}-{mode.mode}",
-                         env={core.BUILDER_ENV: "1"})
+                         env=core.builder_env(plan.prefix))
             # the idle lab's own machinery, before anything is measured on it
             self.idle = idle.measure(core.lab_namespaces(plan.prefix))
             problem = self.idle.problem()
             if problem:
                 raise CnilabError(f"{mode.key}: {problem}")
         except BaseException:
-            core.down()      # a build stopped half-way (a signal, a failed step) leaves nothing
-            raise
-        lock.record_owner(self.owner)
+            core.down(plan.prefix)   # a build stopped half-way (a signal, a failed step)
+            raise                    # leaves nothing
+        lock.record_owner(self.owner, self.instance)
         self.plan = plan
 
     def unavailable(self, mode: ModeRef) -> str | None:
@@ -105,12 +125,13 @@ class NetnsTarget(Target):
         return None
 
     def down(self, *, workdir: Path | None = None) -> None:
+        prefix = prefix_of(self.instance)
         if workdir is None:
-            core.down()
+            core.down(prefix)
         else:
             run_playbook(PLAYBOOK, private_data_dir=workdir,
-                         extravars={"lab_netns_state": "absent"}, progress=self.progress,
-                         ident="down")
+                         extravars={"lab_netns_state": "absent", "lab_netns_prefix": prefix},
+                         progress=self.progress, ident="down")
         self.plan = None
 
     def _plan(self) -> LabPlan:
