@@ -262,7 +262,7 @@ def run_playbook(
             rotate_artifacts=0,
             # how often ansible-runner looks at cancel_callback (default 5 s: a build
             # cancelled by a signal would go on for seconds)
-            settings={"pexpect_timeout": 0.2},
+            settings={"pexpect_timeout": 0.05},
         )
         thread.join()
     shutil.rmtree(scratch, ignore_errors=True)

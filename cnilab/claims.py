@@ -152,7 +152,7 @@ def parse_claims(value: Any, where: Any, path: str, mode_keys: set[str]) -> tupl
 # ---------------------------------------------------------------- evaluation
 
 
-class _Cells:
+class CellTable:
     """The cells a claim names, and their values up to a round."""
 
     def __init__(self, cells: list[CellSummary], records: list[dict[str, Any]]) -> None:
@@ -236,7 +236,7 @@ def _fmt(values: dict[int, float]) -> str:
 class _Look:
     """Builds the pair tests of one claim at one look (round ``upto``)."""
 
-    def __init__(self, table: _Cells, design: Design, upto: int) -> None:
+    def __init__(self, table: CellTable, design: Design, upto: int) -> None:
         self.table, self.design, self.upto = table, design, upto
 
     def values(self, cell: CellSummary, metric: str, upto: int | None = None) -> dict[int, float]:
@@ -421,7 +421,7 @@ def _at_look(claim: Claim, look: _Look) -> _Outcome:
     return _trend(claim, look)
 
 
-def claim_cells(claim: Claim, table: _Cells) -> list[CellSummary]:
+def claim_cells(claim: Claim, table: CellTable) -> list[CellSummary]:
     """Every measured cell a claim may compare (what it needs more rounds of)."""
     if claim.kind == "untestable":
         return []
@@ -436,7 +436,7 @@ def claim_cells(claim: Claim, table: _Cells) -> list[CellSummary]:
     return [c for c in found if not isinstance(c, str)]
 
 
-def decide(claim: Claim, table: _Cells, design: Design) -> Verdict:
+def decide(claim: Claim, table: CellTable, design: Design) -> Verdict:
     """The claim's verdict, replaying the looks in order: after the first look
     (``design.first_look`` rounds) and after every round since, the claim is tested
     with the look's spent error, and the first look that decides it is final."""
@@ -465,7 +465,7 @@ def decide(claim: Claim, table: _Cells, design: Design) -> Verdict:
 def evaluate(claims: tuple[Claim, ...], cells: list[CellSummary],
              records: list[dict[str, Any]], design: Design | None = None) -> list[Verdict]:
     """Every claim's verdict from the run's records (see ``decide``)."""
-    table = _Cells(cells, records)
+    table = CellTable(cells, records)
     design = design or Design()
     return [decide(claim, table, design) for claim in claims]
 
@@ -474,6 +474,6 @@ def undecided_claims(claims: tuple[Claim, ...], cells: list[CellSummary],
                      records: list[dict[str, Any]], design: Design) -> dict[str, set[str]]:
     """The claims still undecided, each with the ids of the cells it compares: what
     the next round of a sequential study measures beyond the minimum."""
-    table = _Cells(cells, records)
+    table = CellTable(cells, records)
     return {claim.id: {c.cell_id for c in claim_cells(claim, table)} for claim in claims
             if decide(claim, table, design).verdict == INCONCLUSIVE}

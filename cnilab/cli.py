@@ -93,20 +93,18 @@ def _lab_down(args: argparse.Namespace, instance: str) -> int:
     from cnilab.lab.plan import prefix_of
 
     targets = core.instances() if args.all else (core.family(instance) or [instance])
-    removed = []
     with contextlib.ExitStack() as held:
         held.enter_context(lock.holding(_command_line(), instance))
         for name in targets:
             if name != instance:
                 held.enter_context(lock.holding(_command_line(), name))
-        for name in targets:
-            result = run_playbook("lab-netns.yml",
-                                  private_data_dir=_ansible_dir(name),
-                                  extravars={"lab_netns_state": "absent",
-                                             "lab_netns_prefix": prefix_of(name)},
-                                  progress=_lab_progress(args), ident="lab-down")
-            if result.changed_count():
-                removed.append(f"netns:{name}" if name else "netns")
+        removed = [f"netns:{name}" if name else "netns" for name in targets
+                   if any(core.leftovers(prefix_of(name)).values())]
+        # all of them in one playbook run: Ansible's start-up once, not once per instance
+        run_playbook("lab-netns.yml", private_data_dir=_ansible_dir(instance),
+                     extravars={"lab_netns_state": "absent",
+                                "lab_netns_prefixes": [prefix_of(n) for n in targets]},
+                     progress=_lab_progress(args), ident="lab-down")
     print(f"removed: {', '.join(removed)}" if removed else "no netns lab was up")
     return 0
 

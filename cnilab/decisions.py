@@ -32,8 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy import special
-
 from cnilab import sequential
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
@@ -82,6 +80,7 @@ class Effect:
     def _tail(self, distance: float) -> float:
         if self.se == 0:
             return 0.0 if distance > 0 else 1.0
+        from scipy import special  # here: importing scipy costs ~0.5 s
         return float(special.stdtr(self.dof, -distance / self.se))   # Student-t upper tail
 
     def ratio_interval(self, level: float) -> tuple[float, float]:
@@ -90,6 +89,7 @@ class Effect:
         decided, and lies inside the margin exactly when ``equivalent`` is)."""
         if self.se == 0:
             return math.exp(self.estimate), math.exp(self.estimate)
+        from scipy import special
         q = float(special.stdtrit(self.dof, 1.0 - max(level, 1e-12))) * self.se
         return math.exp(self.estimate - q), math.exp(self.estimate + q)
 

@@ -47,6 +47,7 @@ def start_or_resume(
         run_id = new_run_id(spec)
     # held before the run directory exists: a busy lab refuses with nothing written
     with target.session(" ".join(argv), f"run {run_id}"):
+        target.check_free(spec)
         if resume is None:
             run = RunDir.create(out or paths.default_runs_dir(), run_id)
             run.write_manifest(build_manifest(spec, pins, target, run, argv))

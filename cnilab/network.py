@@ -11,3 +11,9 @@ from __future__ import annotations
 
 POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/12"
+
+# The lab topology a spec (and `cnilab lab up`) may ask for: two pods per host at least,
+# for the intra-host placement. Here, not in the spec module, because the lab's modules
+# check them too and must not import the spec's (and its statistics') dependencies.
+HOSTS_RANGE = (2, 8)
+PODS_PER_HOST_RANGE = (2, 60)

@@ -21,6 +21,7 @@ from cnilab.claims import Verdict, evaluate
 from cnilab.decisions import Design
 from cnilab.errors import InputError
 from cnilab.figures import Figure, draw_all
+from cnilab.reference import Comparison, compare
 from cnilab.rundir import RunDir, atomic_write_text
 from cnilab.spec import load_spec_text, recorded_variant
 from cnilab.summary import CellSummary, summarize_cells, summary_csv
@@ -38,6 +39,7 @@ class ReportData:
     verdicts: list[Verdict]
     failures: list[dict[str, Any]]
     design: Design
+    paper: list[Comparison]
 
 
 def load(run_path: Path) -> ReportData:
@@ -53,7 +55,7 @@ def load(run_path: Path) -> ReportData:
     verdicts = evaluate(spec.claims, cells, records, spec.design())
     failures = [r for r in records if r["status"] != "ok"]
     return ReportData(manifest, run.read_state(), records, cells, verdicts, failures,
-                      spec.design())
+                      spec.design(), compare(spec.paper_values, cells, records))
 
 
 def _data_uri(path: Path) -> str:
@@ -104,6 +106,8 @@ def write_report(run_path: Path) -> Path:
     atomic_write_text(run.path / "summary.csv", summary_csv(data.cells))
     atomic_write_text(run.path / "claims.json",
                       json.dumps(verdicts_record(data.verdicts, data.design), indent=2) + "\n")
+    atomic_write_text(run.path / "paper_values.json",
+                      json.dumps([c.as_record() for c in data.paper], indent=2) + "\n")
     counts = {"ok": len(data.records) - len(data.failures), "failed": len(data.failures),
               "warmups": sum(1 for r in data.records if r.get("warmup")),
               "planned": data.state.get("planned", len(data.records))}
@@ -111,7 +115,7 @@ def write_report(run_path: Path) -> Path:
         "manifest": data.manifest, "cells": data.cells, "verdicts": data.verdicts,
         "failures": data.failures, "counts": counts, "figures": figures,
         "skipped": data.state.get("skipped_modes", {}), "figures_dir": FIGURES_DIR,
-        "design": data.design,
+        "design": data.design, "paper": data.paper,
     }
     atomic_write_text(run.path / "report.md",
                       _env("markdown").get_template("report.md.j2").render(**context))

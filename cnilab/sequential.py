@@ -26,10 +26,13 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy import optimize
-from scipy import stats as scipy_stats
+if TYPE_CHECKING:
+    import numpy as np
+
+# scipy and numpy are imported where they are used: importing them costs ~0.5 s, and
+# every lab module and CLI command imports the spec, which imports this
 
 
 def _pocock(alpha: float, t: float) -> float:
@@ -42,6 +45,7 @@ def _obrien_fleming(alpha: float, t: float) -> float:
     early and keeps nearly the full alpha for the last look."""
     if t <= 0:
         return 0.0
+    from scipy import stats as scipy_stats
     z = scipy_stats.norm.isf(alpha / 2.0)
     return float(2.0 * scipy_stats.norm.sf(z / math.sqrt(t)))
 
@@ -82,6 +86,10 @@ def _levels(fractions: tuple[float, ...], alpha: float, function: str) -> tuple[
         raise ValueError(f"information fractions must lie in (0, 1], got {fractions}")
     if any(b <= a for a, b in itertools.pairwise(fractions)):
         raise ValueError(f"information fractions must increase, got {fractions}")
+    import numpy as np
+    from scipy import optimize
+    from scipy import stats as scipy_stats
+
     out: list[float] = []
     previous_t, previous_spent = 0.0, 0.0
     grid: np.ndarray | None = None       # S values where the test has not stopped yet

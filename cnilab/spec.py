@@ -22,12 +22,14 @@ from cnilab.claims import Claim, parse_claims
 from cnilab.decisions import Design
 from cnilab.errors import SpecError
 from cnilab.modes import catalog
+from cnilab.network import HOSTS_RANGE, PODS_PER_HOST_RANGE
+from cnilab.reference import PaperValue, parse_paper_values
 from cnilab.sequential import SPENDING
 from cnilab.yamlpos import PosDict, PosList, line_of, load_file, load_text
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repetitions",
-            "warmup", "cpu_pinning", "interleave", "claims", "decisions", *(
+            "warmup", "cpu_pinning", "interleave", "claims", "decisions", "paper_values", *(
                 "quick", "standard")}
 # the variants a spec may offer beside its full form (`--quick`, `--standard`)
 VARIANTS = ("quick", "standard")
@@ -38,10 +40,6 @@ INTERLEAVE = ["within-mode", "across-modes"]
 ADAPTIVE_KEYS = {"min", "max", "ci_target"}
 SEQUENTIAL_KEYS = {"min", "max"}     # with claims: the claims decide (cnilab/decisions.py)
 LAB_KEYS = {"hosts", "pods_per_host"}
-# the lab topology a spec (and `cnilab lab up`) may ask for: two pods per host at least,
-# for the intra-host placement
-HOSTS_RANGE = (2, 8)
-PODS_PER_HOST_RANGE = (2, 60)
 MATRIX_KEYS = {"cni", "mode", "policy"}
 TEST_KEYS = {"suite", "params", "sweep", "placements"}
 BACKGROUND_MIN_PODS_INTRA = 4   # the background pair is a second pod pair on the same host
@@ -126,6 +124,8 @@ class Spec:
     claims: tuple[Claim, ...] = ()   # the paper's conclusions as checks (cnilab/claims.py)
     decisions: Design = field(default_factory=Design)   # alpha, spending, margins
     variant: str = ""                # "", or the spec variant applied (quick, standard)
+    # what the paper reports, as comparisons between modes (cnilab/reference.py)
+    paper_values: tuple[PaperValue, ...] = ()
 
     @property
     def quick(self) -> bool:
@@ -350,9 +350,13 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
         claims = parse_claims(top["claims"], top, path, {ref.key for ref in matrix})
     decisions = (_decisions(v, top, {str(c.get("metric")) for c in claims if c.get("metric")})
                  if "decisions" in top else Design())
+    paper_values: tuple[PaperValue, ...] = ()
+    if "paper_values" in top:
+        paper_values = parse_paper_values(top["paper_values"], top, path,
+                                          {ref.key for ref in matrix}, {c.id for c in claims})
     spec = Spec(warmup=warmup, cpu_pinning=pinning, interleave=interleave,
                 max_repetitions=max_repetitions, ci_target=ci_target, claims=claims,
-                decisions=decisions,
+                decisions=decisions, paper_values=paper_values,
                 path=path, text=text, name=name, description=description, hosts=hosts,
                 pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
                 tests=tuple(tests), repetitions=repetitions,

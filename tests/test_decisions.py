@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cnilab.claims import EQUAL, FAILS, HOLDS, Claim, _Cells, decide
+from cnilab.claims import EQUAL, FAILS, HOLDS, CellTable, Claim, decide
 from cnilab.decisions import (
     BETTER,
     EQUIVALENT,
@@ -171,7 +171,7 @@ def _rates(ratios: list[float], design: Design, seed: int) -> dict[str, float]:
         claim = Claim("S", "the first mode is faster", "simulation", "order",
                       {"better": [modes[0]], "than": modes[1:], "metric": "throughput_gbps",
                        "suite": "iperf3-tcp", "placement": "inter-host"})
-        verdict = decide(claim, _Cells(summarize_cells(records), records), design)
+        verdict = decide(claim, CellTable(summarize_cells(records), records), design)
         counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
     return {k: v / RUNS for k, v in counts.items()}
 

@@ -151,7 +151,7 @@ def test_iperf3_json_that_is_not_a_number_is_refused_naming_the_field() -> None:
 def test_lab_commands_refuse_what_they_cannot_do_in_one_line(cli: Any, monkeypatch: Any,
                                                              capsys: Any) -> None:
     from cnilab import cli as cnilab_cli
-    from cnilab.spec import PODS_PER_HOST_RANGE
+    from cnilab.network import PODS_PER_HOST_RANGE
 
     monkeypatch.setattr("os.geteuid", lambda: 1000)          # an unprivileged user
     for action in ("up", "down"):

@@ -331,26 +331,45 @@ class _Lab:
 
 
 class _LabSession:
-    """The labs of a run. A target that keeps modes side by side gets each mode built
-    once, in its own instance, and kept until the run ends; otherwise at most one mode is
-    up and the next is built when the mode changes. Path rules are reloaded only when
-    the condition changes."""
+    """The labs of a run. A target that keeps modes side by side gets every mode of a
+    stage built at once, each in its own instance, and kept until the stage ends;
+    otherwise at most one mode is up and the next is built when the mode changes. Path
+    rules are reloaded only when the condition changes."""
 
     def __init__(self, spec: Spec, target: Target, run: RunDir, reporter: RunReporter) -> None:
         self.spec, self.target, self.run, self.reporter = spec, target, run, reporter
         self.side_by_side = target.side_by_side()
         self.labs: dict[ModeRef, _Lab] = {}
+        self.unused: set[ModeRef] = set()     # built, not carried traffic yet
         self.current: _Lab | None = None
 
     def _workdir(self, ref: ModeRef) -> Path:
         return self.run.ansible_dir / slug(ref.key.replace("/", "-"))
 
+    def prepare(self, refs: list[ModeRef]) -> None:
+        """On a side-by-side target, bring the stage's modes up together: one build for
+        all of them, so the orchestration's start-up is paid once per study."""
+        todo = [ref for ref in refs if ref not in self.labs]
+        if not self.side_by_side or len(todo) < 2:
+            return
+        self.reporter.line(f"lab up: {', '.join(ref.key for ref in todo)}, side by side on "
+                           f"the {self.target.kind} lab")
+        built = self.target.up_side_by_side(
+            [(ref, self.spec.matrix.index(ref) + 1) for ref in todo],
+            workdir=self.run.ansible_dir / "labs")
+        for ref, instance in built.items():
+            self.labs[ref] = _Lab(ref, instance, instance.executor())
+            self.unused.add(ref)
+            _record_snapshot(self.run, ref.key, instance)
+
     def ensure(self, ref: ModeRef) -> bool:
         """Make ``ref`` the lab that carries traffic, building it unless it is up; returns
-        whether the lab is fresh."""
+        whether the lab is fresh (has carried no traffic yet)."""
         if ref in self.labs:
             self.current = self.labs[ref]
-            return False
+            fresh = ref in self.unused
+            self.unused.discard(ref)
+            return fresh
         if not self.side_by_side:
             self.close()
         instance = self.target.for_mode(ref, self.spec.matrix.index(ref) + 1)
@@ -376,12 +395,19 @@ class _LabSession:
             lab.rules = condition.rules
 
     def close(self) -> None:
-        """Bring every lab of the session down (the last one built first)."""
+        """Bring every lab of the session down: side by side at once, else the one up."""
+        self.current = None
+        self.unused.clear()
+        if self.side_by_side and len(self.labs) > 1:
+            labs, self.labs = list(self.labs.values()), {}
+            self.reporter.line(f"lab down: {', '.join(lab.ref.key for lab in labs)}")
+            self.target.down_side_by_side([lab.target for lab in labs],
+                                          workdir=self.run.ansible_dir / "labs")
+            return
         while self.labs:
             ref, lab = self.labs.popitem()
             self.reporter.line(f"lab down: {ref.key}")
             lab.target.down(workdir=self._workdir(ref))
-        self.current = None
 
 
 class _RunState:
@@ -554,6 +580,7 @@ def execute(
     session = _LabSession(spec, target, run, reporter)
     try:
         for stage in _stages(spec):
+            session.prepare([ref for ref in stage if ref.key not in skipped])
             for rep in range(1, spec.repetition_cap + 1):
                 pending = progress.look(spec, rep)
                 if spec.sequential and rep > spec.repetitions:

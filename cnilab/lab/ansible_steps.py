@@ -39,6 +39,7 @@ def run_step(
     prefix: str = "cnl",
     pins: dict[str, Any] | None = None,
     check_mode: bool = False,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """Run one step and return the module result (``changed`` plus step data)."""
     if step == "absent":
@@ -69,7 +70,8 @@ def run_step(
         core.preflight(plan)
         changed = [BUILDERS[name](plan) for name in BUILD_ORDER]
         return {"changed": any(changed), "warnings": _pin_warnings(pins),
-                "steps": dict(zip(BUILD_ORDER, changed, strict=True))}
+                "steps": dict(zip(BUILD_ORDER, changed, strict=True)),
+                **({"checks": _verified(plan)} if verify else {})}
     if step not in BUILDERS:
         raise CnilabError(f"unknown step '{step}'")
     return {"changed": BUILDERS[step](plan)}

@@ -168,8 +168,9 @@ class TeardownReport:
 BUILDER_ENV = "CNILAB_LAB_BUILDER"
 
 
-def builder_env(prefix: str = PREFIX) -> dict[str, str]:
-    return {BUILDER_ENV: prefix}
+def builder_env(*prefixes: str) -> dict[str, str]:
+    """The mark of a build of the labs ``prefixes`` (one playbook may build several)."""
+    return {BUILDER_ENV: " ".join(prefixes or (PREFIX,))}
 
 
 def _ancestors() -> set[int]:
@@ -186,7 +187,7 @@ def _ancestors() -> set[int]:
 
 def builder_pids(prefix: str = PREFIX) -> list[int]:
     """Processes building the lab ``prefix``, except this process and its ancestors."""
-    marker = f"{BUILDER_ENV}={prefix}".encode()
+    marker = f"{BUILDER_ENV}=".encode()
     mine = _ancestors()
     found = []
     for entry in Path("/proc").iterdir():
@@ -196,7 +197,8 @@ def builder_pids(prefix: str = PREFIX) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if marker in environ.split(b"\0"):
+        if any(item.startswith(marker) and prefix.encode() in item[len(marker):].split()
+               for item in environ.split(b"\0")):
             found.append(int(entry.name))
     return found
 

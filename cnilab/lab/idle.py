@@ -76,19 +76,30 @@ class IdleCpu:
 
 
 def measure(namespaces: list[str], window_s: float = WINDOW_S) -> IdleCpu:
-    pids = lab_pids(namespaces)
-    before = {pid: _process_jiffies(pid) for pid in pids}
+    return measure_many({"": namespaces}, window_s)[""]
+
+
+def measure_many(groups: dict[str, list[str]],
+                 window_s: float = WINDOW_S) -> dict[str, IdleCpu]:
+    """Each group's (a lab instance's namespaces) idle CPU, all over one window: a study
+    that builds its modes side by side checks them all in the time of one."""
+    pids = {name: lab_pids(namespaces) for name, namespaces in groups.items()}
+    before = {pid: _process_jiffies(pid) for group in pids.values() for pid in group}
     total0, idle0 = _machine_jiffies()
     time.sleep(window_s)
     total1, idle1 = _machine_jiffies()
     elapsed = max(total1 - total0, 1)
-    used: list[tuple[float, int, str]] = []        # (share, pid, command)
-    for pid, start in before.items():
-        end = _process_jiffies(pid)
-        if start is None or end is None:
-            continue
-        used.append(((end[1] - start[1]) / elapsed, pid, end[0]))
-    used.sort(reverse=True)
-    top = [{"pid": pid, "command": command, "percent": round(100 * share, 2)}
-           for share, pid, command in used[:5] if share > 0]
-    return IdleCpu(window_s, 1 - (idle1 - idle0) / elapsed, sum(u[0] for u in used), top)
+    busy = 1 - (idle1 - idle0) / elapsed
+    found: dict[str, IdleCpu] = {}
+    for name, group in pids.items():
+        used: list[tuple[float, int, str]] = []        # (share, pid, command)
+        for pid in group:
+            start, end = before.get(pid), _process_jiffies(pid)
+            if start is None or end is None:
+                continue
+            used.append(((end[1] - start[1]) / elapsed, pid, end[0]))
+        used.sort(reverse=True)
+        top = [{"pid": pid, "command": command, "percent": round(100 * share, 2)}
+               for share, pid, command in used[:5] if share > 0]
+        found[name] = IdleCpu(window_s, busy, sum(u[0] for u in used), top)
+    return found

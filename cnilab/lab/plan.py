@@ -17,8 +17,7 @@ from typing import Any
 from cnilab import paths
 from cnilab.errors import InputError
 from cnilab.modes import Mode, catalog, get_mode
-from cnilab.network import POD_CIDR, SERVICE_CIDR
-from cnilab.spec import HOSTS_RANGE, PODS_PER_HOST_RANGE
+from cnilab.network import HOSTS_RANGE, POD_CIDR, PODS_PER_HOST_RANGE, SERVICE_CIDR
 
 PREFIX = "cnl"          # every namespace, link and file of the lab starts with this
 UNDERLAY_CIDR = "10.99.0.0/24"

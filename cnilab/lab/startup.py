@@ -28,7 +28,7 @@ from cnilab.errors import CnilabError, InputError
 from cnilab.lab import core, hosts, sh
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import HostPlan, LabPlan, PodPlan
-from cnilab.spec import PODS_PER_HOST_RANGE
+from cnilab.network import PODS_PER_HOST_RANGE
 
 FIRST_PACKET_TIMEOUT_S = 3.0
 

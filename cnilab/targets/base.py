@@ -93,6 +93,22 @@ class Target(ABC):
         by side, the instance for matrix entry ``slot`` (stable across a resume)."""
         return self
 
+    def check_free(self, spec: Spec) -> None:
+        """Inside ``session``, before anything of the run is written: refuse (InputError)
+        when what the run would build is held by someone else. Default: nothing to check."""
+        return None
+
+    def up_side_by_side(self, modes: list[tuple[ModeRef, int]], *,
+                        workdir: Path) -> dict[ModeRef, Target]:
+        """Bring several modes up at once, each in its instance (``for_mode(mode, slot)``),
+        and return those instances. Only for a target whose ``side_by_side()`` is true."""
+        raise NotImplementedError(f"the {self.kind} target keeps one mode at a time")
+
+    def down_side_by_side(self, targets: list[Target], *, workdir: Path) -> None:
+        """Bring down the instances ``up_side_by_side`` returned, at once."""
+        for target in targets:
+            target.down(workdir=workdir)
+
     def describe(self) -> dict[str, Any]:
         """What identifies the target beyond its kind (e.g. a cluster's inventory)."""
         return {}

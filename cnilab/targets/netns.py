@@ -84,33 +84,49 @@ class NetnsTarget(Target):
         raise CapabilityError("no mode of this spec can be built here: " + "; ".join(problems))
 
     def up(self, mode: ModeRef, *, workdir: Path) -> None:
-        plan = self._make_plan(mode)
-        core.check_buildable(plan)  # refuse before touching anything
-        if core.lab_namespaces(plan.prefix):
-            built_by = lock.owner(self.instance)
-            if built_by != self.owner and not self.replace_lab:
-                study = self.instance.split(".")[0] if not self.instance.isdigit() else ""
-                where = f" --lab netns:{study}" if study else ""
-                raise InputError(f"a netns lab built by {built_by or 'another command'} is up; "
-                                 f"bring it down (`cnilab lab down{where}`) or pass "
-                                 "--replace-lab")
-            self.down(workdir=workdir)
-        try:
-            run_playbook(PLAYBOOK, private_data_dir=workdir,
-                         extravars={"lab_netns_state": "present",
-                                    "lab_netns_plan": plan.to_dict()},
-                         progress=self.progress, ident=f"up-{mode.cni}-{mode.mode}",
-                         env=core.builder_env(plan.prefix))
-            # the idle lab's own machinery, before anything is measured on it
-            self.idle = idle.measure(core.lab_namespaces(plan.prefix))
-            problem = self.idle.problem()
-            if problem:
-                raise CnilabError(f"{mode.key}: {problem}")
-        except BaseException:
-            core.down(plan.prefix)   # a build stopped half-way (a signal, a failed step)
-            raise                    # leaves nothing
-        lock.record_owner(self.owner, self.instance)
-        self.plan = plan
+        _build([(self, mode)], workdir, f"up-{mode.cni}-{mode.mode}")
+
+    def up_side_by_side(self, modes: list[tuple[ModeRef, int]], *,
+                        workdir: Path) -> dict[ModeRef, Target]:
+        """Every mode in its own instance (``for_mode``), built in one playbook run:
+        Ansible's start-up is paid once for the study, not once per mode."""
+        twins = [(self.for_mode(ref, slot), ref) for ref, slot in modes]
+        _build(twins, workdir, "up-side-by-side")
+        return {ref: twin for twin, ref in twins}
+
+    def down_side_by_side(self, targets: list[Target], *, workdir: Path) -> None:
+        prefixes = [prefix_of(t.instance) for t in targets if isinstance(t, NetnsTarget)]
+        run_playbook(PLAYBOOK, private_data_dir=workdir,
+                     extravars={"lab_netns_state": "absent", "lab_netns_prefixes": prefixes},
+                     progress=self.progress, ident="down-side-by-side")
+        for target in targets:
+            if isinstance(target, NetnsTarget):
+                target.plan = None
+
+    def check_free(self, spec: Spec) -> None:
+        """The instances this run's modes would use, refused before the run directory is
+        written if another command's lab is up in one of them."""
+        for slot, ref in enumerate(spec.matrix, start=1):
+            self.for_mode(ref, slot)._refuse_foreign()
+
+    def _refuse_foreign(self) -> None:
+        if not core.lab_namespaces(prefix_of(self.instance)):
+            return
+        built_by = lock.owner(self.instance)
+        if built_by != self.owner and not self.replace_lab:
+            study = self.instance.split(".")[0] if not self.instance.isdigit() else ""
+            where = f" --lab netns:{study}" if study else ""
+            raise InputError(f"a netns lab built by {built_by or 'another command'} is up; "
+                             f"bring it down (`cnilab lab down{where}`) or pass "
+                             "--replace-lab")
+
+    def _clear_the_way(self, plan: LabPlan, workdir: Path) -> None:
+        """A lab already up where this one goes: replaced if this run built it (a resume)
+        or --replace-lab says so, refused otherwise."""
+        if not core.lab_namespaces(plan.prefix):
+            return
+        self._refuse_foreign()
+        self.down(workdir=workdir)
 
     def unavailable(self, mode: ModeRef) -> str | None:
         """A mode the kernel or the lab cannot build; lacking root is not a per-mode matter
@@ -200,3 +216,35 @@ class NetnsTarget(Target):
     def fidelity(self) -> list[str]:
         plan = self._plan()
         return [LAB_NOTE, plan.mode_info.fidelity, *datapath_for(plan).notes()]
+
+
+def _build(pairs: list[tuple[NetnsTarget, ModeRef]], workdir: Path, ident: str) -> None:
+    """Build each target's lab for its mode in one playbook run, then check that each idle
+    lab's machinery stays off the machine (all in one window). A build that fails or is
+    interrupted half-way leaves none of the labs behind."""
+    plans = []
+    for target, mode in pairs:
+        plan = target._make_plan(mode)
+        core.check_buildable(plan)   # refuse before touching anything
+        target._clear_the_way(plan, workdir)
+        plans.append(plan)
+    try:
+        run_playbook(PLAYBOOK, private_data_dir=workdir,
+                     extravars={"lab_netns_state": "present",
+                                "lab_netns_plans": [plan.to_dict() for plan in plans]},
+                     progress=pairs[0][0].progress, ident=ident,
+                     env=core.builder_env(*(plan.prefix for plan in plans)))
+        found = idle.measure_many({plan.prefix: core.lab_namespaces(plan.prefix)
+                                   for plan in plans})
+        for (target, mode), plan in zip(pairs, plans, strict=True):
+            target.idle = found[plan.prefix]
+            problem = target.idle.problem()
+            if problem:
+                raise CnilabError(f"{mode.key}: {problem}")
+    except BaseException:
+        for plan in plans:
+            core.down(plan.prefix)
+        raise
+    for (target, _), plan in zip(pairs, plans, strict=True):
+        lock.record_owner(target.owner, target.instance)
+        target.plan = plan

@@ -25,6 +25,11 @@ options:
     description: Name prefix of every lab object, used by C(absent).
     type: str
     default: cnl
+  verify:
+    description: With C(present), run the connectivity and MTU checks after building
+      (what step C(verify) does), in the same module run.
+    type: bool
+    default: false
   pins:
     description: The C(tools) mapping of C(versions/tools.yml); C(preflight) warns when
       an installed tool differs from its pin.
@@ -70,6 +75,7 @@ def main() -> None:
             "plan": {"type": "dict"},
             "prefix": {"type": "str", "default": "cnl"},
             "pins": {"type": "dict"},
+            "verify": {"type": "bool", "default": False},
         },
         required_if=[("step", s, ["plan"]) for s in
                      ("present", "preflight", "hosts", "datapath", "pods", "endpoints",
@@ -85,10 +91,13 @@ def main() -> None:
         outcome = ansible_steps.run_step(module.params["step"], module.params.get("plan"),
                                          prefix=module.params["prefix"],
                                          pins=module.params.get("pins"),
+                                         verify=module.params["verify"],
                                          check_mode=module.check_mode)
     except Exception as exc:  # the package raises CnilabError with a one-line message
         module.fail_json(msg=str(exc), exception_type=type(exc).__name__)
         return
+    for warning in outcome.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**outcome)
 
 
