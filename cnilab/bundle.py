@@ -29,6 +29,7 @@ from typing import Any
 
 from cnilab.bench.parsers import ParseError
 from cnilab.bench.parsers import iperf3 as iperf3_parser
+from cnilab.bench.parsers import kubelet as kubelet_parser
 from cnilab.bench.parsers import netperf as netperf_parser
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.errors import InputError
@@ -44,8 +45,8 @@ MAX_EXTRACTED_BYTES = 512 * 1024 * 1024
 MAX_MEMBERS = 100_000
 _SUM_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 PARSERS = {"iperf3": iperf3_parser.parse, "netperf": netperf_parser.parse,
-           "cni": startup_parser.parse}
-RAW_KEY = {"iperf3": "client", "netperf": "client", "cni": "pods"}
+           "cni": startup_parser.parse, "kubelet": kubelet_parser.parse}
+RAW_KEY = {"iperf3": "client", "netperf": "client", "cni": "pods", "kubelet": "agents"}
 
 
 def _sha256(path: Path) -> str:

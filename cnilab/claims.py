@@ -392,10 +392,12 @@ def _trend(claim: Claim, look: _Look) -> _Outcome:
         if any(math.isnan(m) for m in means):
             return _Outcome(INCONCLUSIVE, f"{mode}: a {key} point has no values yet", [])
         xs = [float(x) for x, _ in series]
-        rho = spearman(xs, means)
+        # two points always rank perfectly: the trend is then their comparison alone
+        rho = spearman(xs, means) if len(xs) >= 3 else None
         pts = ", ".join(f"{int(x)}: {m:.4g}" for x, m in zip(xs, means, strict=True))
-        evidence.append(f"{mode} {metric} by {key}: {pts}; Spearman "
-                        f"{'n/a' if rho is None else f'{rho:.2f}'}")
+        evidence.append(f"{mode} {metric} by {key}: {pts}; " + (
+            "two points: judged on their comparison alone" if len(xs) < 3 else
+            f"Spearman {'n/a' if rho is None else f'{rho:.2f}'} (needs |rho| >= 0.8)"))
         (x0, first), (x1, last) = series[0], series[-1]
         test = look.pair(last, first, metric, not decreasing, f"{mode}@{key}={x1}",
                          f"{mode}@{key}={x0}")
@@ -463,11 +465,17 @@ def decide(claim: Claim, table: CellTable, design: Design) -> Verdict:
 
 
 def evaluate(claims: tuple[Claim, ...], cells: list[CellSummary],
-             records: list[dict[str, Any]], design: Design | None = None) -> list[Verdict]:
-    """Every claim's verdict from the run's records (see ``decide``)."""
+             records: list[dict[str, Any]], design: Design | None = None,
+             unmeasured: dict[str, str] | None = None) -> list[Verdict]:
+    """Every claim's verdict from the run's records (see ``decide``); ``unmeasured``:
+    suites the target could not run (suite -> why), whose claims are not testable."""
     table = CellTable(cells, records)
     design = design or Design()
-    return [decide(claim, table, design) for claim in claims]
+    unmeasured = unmeasured or {}
+    return [Verdict(claim, UNTESTABLE, f"{claim.get('suite')} is not measured on this "
+                    f"target: {unmeasured[claim.get('suite')]}")
+            if claim.get("suite") in unmeasured else decide(claim, table, design)
+            for claim in claims]
 
 
 def undecided_claims(claims: tuple[Claim, ...], cells: list[CellSummary],

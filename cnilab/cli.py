@@ -68,7 +68,7 @@ def _lab_up(args: argparse.Namespace, instance: str) -> int:
     if not args.cni or not args.mode:
         raise SpecError("cnilab lab up", None, "--cni and --mode are required")
     plan = make_plan(args.cni, args.mode, args.hosts, args.pods_per_host,
-                     args.policy == "on", instance)
+                     args.policy == "on", instance, args.offload == "on")
     with lock.holding(_command_line(), instance):
         core.preflight(plan)
         try:
@@ -193,6 +193,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if report is not None:
         print(report)
     return _run_status(outcome)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from cnilab.compare import compare, format_table, write_html
+
+    pairs = compare([Path(p) for p in args.runs])
+    print("\n\n".join(format_table(a, b, rows, normalised) for a, b, rows, normalised in pairs))
+    if args.html:
+        write_html(Path(args.html), pairs)
+        print(f"html: {args.html}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from cnilab import paths
+    from cnilab.runs import format_runs, list_runs
+
+    parent = Path(args.dir) if args.dir else paths.default_runs_dir()
+    if not parent.is_dir():
+        raise InputError(f"{parent}: no such directory (run directories live under it)")
+    print(format_runs(list_runs(parent)))
+    return 0
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
@@ -449,6 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pods-per-host", type=int, default=2, help="pods per host (up; default 2)")
     p.add_argument("--policy", choices=["on", "off"], default="off",
                    help="network policy enforcement (up; calico modes)")
+    p.add_argument("--offload", choices=["on", "off"], default="on",
+                   help="tunnel segmentation offload of the hosts' underlay devices (up; "
+                        "VXLAN modes): off makes the kernel segment in software, as on a "
+                        "NIC without VXLAN offload")
     p.add_argument("--json", action="store_true", help="status as JSON")
     p.add_argument("--quiet", action="store_true", help="no Ansible progress")
     p.set_defaults(func=_cmd_lab)
@@ -464,6 +490,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or interrupted run")
     p.add_argument("--report", action="store_true", help="write the report when done")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("compare", help="compare runs cell by cell",
+                       description="Put runs side by side: for every cell the first run and "
+                                   "another share, both means, their ratio with a 95 % "
+                                   "interval and whether the difference is significant. Runs "
+                                   "on different targets are compared as ratios to each "
+                                   "run's own underlay.")
+    p.add_argument("runs", metavar="RUN_DIR", nargs="+", help="run directories (2 or more)")
+    p.add_argument("--html", metavar="FILE", help="also write the tables and paired bar "
+                   "figures to this HTML file")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("runs", help="list run directories, their state and how to resume",
+                       description="List the run directories under DIR (default ./runs or "
+                                   "$CNILAB_RUNS_DIR): spec, target, start, state and "
+                                   "progress, with the command that resumes an interrupted "
+                                   "one.")
+    p.add_argument("dir", metavar="DIR", nargs="?", help="parent of the run directories")
+    p.set_defaults(func=_cmd_runs)
 
     p = sub.add_parser("parse", help="parse a raw iperf3 or netperf output file",
                        description="Print, as JSON, the metrics the engine would store for a "

@@ -35,6 +35,13 @@ class Mode:
     needs: tuple[str, ...]
     lab: str
     fidelity: str
+    fidelity_policy: str = ""
+
+    def fidelity_for(self, policy: bool) -> str:
+        """What the lab builds of the mode as configured (the policy chains only when
+        policy is on)."""
+        return f"{self.fidelity} {self.fidelity_policy}" if policy and self.fidelity_policy \
+            else self.fidelity
 
     @property
     def key(self) -> str:
@@ -45,6 +52,13 @@ class Mode:
         if self.vni is None or self.udp_port is None:
             raise ValueError(f"{self.key}: the catalog gives no fixed VNI and UDP port")
         return self.vni, self.udp_port
+
+    @property
+    def offload_options(self) -> tuple[bool, ...]:
+        """Tunnel offload settings a spec may ask for: on and off where the mode sends
+        UDP tunnel packets (VXLAN), whose segmentation a NIC can take over; on alone
+        otherwise (there is nothing to offload)."""
+        return (True, False) if self.encapsulation == "vxlan" else (True,)
 
     @property
     def lab_implemented(self) -> bool:
@@ -59,7 +73,20 @@ class Mode:
             "policy": ["on" if p else "off" for p in self.policy_options],
             "devices": list(self.devices),
             "lab": self.lab, "fidelity": self.fidelity,
+            "fidelity_policy": self.fidelity_policy,
         }
+
+
+def mode_key(cni: str, mode: str, policy: bool = False, offload: bool = True) -> str:
+    """The name of a matrix entry: ``cni/mode``, ``+policy`` when network policy is
+    enforced, ``+offload-off`` when the NIC's tunnel offload is switched off."""
+    return f"{cni}/{mode}{'+policy' if policy else ''}{'' if offload else '+offload-off'}"
+
+
+def record_mode_key(cell: dict[str, Any]) -> str:
+    """The matrix entry of a record's ``cell`` (records before ``offload`` had it on)."""
+    return mode_key(str(cell["cni"]), str(cell["mode"]), bool(cell.get("policy")),
+                    cell.get("offload", True) is not False)
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,7 @@ def catalog() -> dict[str, dict[str, Mode]]:
                 policy_options=tuple(p == "on" for p in m["policy"]),
                 devices=tuple(m["devices"]), needs=tuple(m["needs"]), lab=m["lab"],
                 fidelity=" ".join(str(m["fidelity"]).split()),
+                fidelity_policy=" ".join(str(m.get("fidelity_policy", "")).split()),
             )
     return table
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from cnilab import headline
 from cnilab.claims import Verdict, evaluate
 from cnilab.decisions import Design
 from cnilab.errors import InputError
@@ -52,9 +53,13 @@ def load(run_path: Path) -> ReportData:
     cells = summarize_cells(records)
     spec_info = manifest["spec"]
     spec = load_spec_text(spec_info["text"], spec_info["path"], recorded_variant(spec_info))
-    verdicts = evaluate(spec.claims, cells, records, spec.design())
+    state = run.read_state()
+    unmeasured = state.get("unmeasured_suites")
+    verdicts = evaluate(spec.claims, cells, records, spec.design(),
+                        {str(k): str(v) for k, v in unmeasured.items()}
+                        if isinstance(unmeasured, dict) else {})
     failures = [r for r in records if r["status"] != "ok"]
-    return ReportData(manifest, run.read_state(), records, cells, verdicts, failures,
+    return ReportData(manifest, state, records, cells, verdicts, failures,
                       spec.design(), compare(spec.paper_values, cells, records))
 
 
@@ -90,6 +95,55 @@ def _env(kind: str) -> jinja2.Environment:
     return jinja2.Environment(autoescape=False, finalize=markdown_text, **common)
 
 
+@dataclass
+class Pivot:
+    """One suite and metric, modes side by side: rows are placements and test settings,
+    columns the modes, each entry the mean and its 95 % interval half-width."""
+
+    title: str
+    modes: list[str]
+    rows: list[tuple[str, list[str]]]
+
+
+def _placement_first(label: str) -> tuple[int, str]:
+    from cnilab.bench.placements import PLACEMENTS
+
+    placement = label.split(" (")[0]
+    order = list(PLACEMENTS)
+    return (order.index(placement) if placement in order else 99, label)
+
+
+def pivots(cells: list[CellSummary]) -> list[Pivot]:
+    from cnilab.bench.suites import get_suite
+    from cnilab.summary import lower_is_better
+
+    out = []
+    modes = list(dict.fromkeys(c.mode_key for c in cells))
+    for suite in dict.fromkeys(c.suite for c in cells):
+        group = [c for c in cells if c.suite == suite]
+        for metric in get_suite(suite).summary_metrics:
+            table: dict[str, dict[str, str]] = {}
+            for c in group:
+                stats = c.summary if metric == c.metric else c.metrics.get(metric)
+                if stats is None or stats.mean is None:
+                    continue
+                inner = ", ".join(f"{k}={v}" for k, v in sorted({**c.params,
+                                                                  **c.condition}.items())
+                                  if k not in ("duration_s", "omit_s"))
+                label = c.placement + (f" ({inner})" if inner else "")
+                half = stats.ci95_half_width
+                table.setdefault(label, {})[c.mode_key] = (
+                    f"{stats.mean:.4g}" + (f" ±{half:.2g}" if half is not None else ""))
+            if not table:
+                continue
+            present = [m for m in modes if any(m in row for row in table.values())]
+            better = "lower" if lower_is_better(metric) else "higher"
+            out.append(Pivot(f"{suite}: {metric} ({better} is better)", present,
+                             [(label, [table[label].get(m, "-") for m in present])
+                              for label in sorted(table, key=_placement_first)]))
+    return out
+
+
 def verdicts_record(verdicts: list[Verdict], design: Design) -> list[dict[str, Any]]:
     return [{"id": v.claim.id, "text": v.claim.text, "source": v.claim.source,
              "kind": v.claim.kind, "verdict": v.verdict, "reason": v.reason,
@@ -111,7 +165,15 @@ def write_report(run_path: Path) -> Path:
     counts = {"ok": len(data.records) - len(data.failures), "failed": len(data.failures),
               "warmups": sum(1 for r in data.records if r.get("warmup")),
               "planned": data.state.get("planned", len(data.records))}
+    skipped = data.state.get("skipped_modes")
     context = {
+        "tally": headline.tally(data.verdicts),
+        "effects": {v.claim.id: headline.effect_text(headline.deciding_pair(v))
+                    for v in data.verdicts},
+        "next_step": headline.next_step(data.verdicts, data.manifest, data.records,
+                                        set(skipped) if isinstance(skipped, dict) else set()),
+        "headline_figure": headline.headline_figure(data.verdicts),
+        "pivots": pivots(data.cells),
         "manifest": data.manifest, "cells": data.cells, "verdicts": data.verdicts,
         "failures": data.failures, "counts": counts, "figures": figures,
         "skipped": data.state.get("skipped_modes", {}), "figures_dir": FIGURES_DIR,

@@ -17,11 +17,11 @@ from typing import Any
 
 from cnilab.bench import sweeps
 from cnilab.bench.placements import PLACEMENTS
-from cnilab.bench.suites import STARTUP_PLACEMENT, SUITES
+from cnilab.bench.suites import NODE_KINDS, STARTUP_PLACEMENT, SUITES
 from cnilab.claims import Claim, parse_claims
 from cnilab.decisions import Design
 from cnilab.errors import SpecError
-from cnilab.modes import catalog
+from cnilab.modes import catalog, mode_key
 from cnilab.network import HOSTS_RANGE, PODS_PER_HOST_RANGE
 from cnilab.reference import PaperValue, parse_paper_values
 from cnilab.sequential import SPENDING
@@ -40,7 +40,7 @@ INTERLEAVE = ["within-mode", "across-modes"]
 ADAPTIVE_KEYS = {"min", "max", "ci_target"}
 SEQUENTIAL_KEYS = {"min", "max"}     # with claims: the claims decide (cnilab/decisions.py)
 LAB_KEYS = {"hosts", "pods_per_host"}
-MATRIX_KEYS = {"cni", "mode", "policy"}
+MATRIX_KEYS = {"cni", "mode", "policy", "offload"}
 TEST_KEYS = {"suite", "params", "sweep", "placements"}
 BACKGROUND_MIN_PODS_INTRA = 4   # the background pair is a second pod pair on the same host
 MAX_REPETITIONS = 1000
@@ -48,15 +48,23 @@ MAX_REPETITIONS = 1000
 
 @dataclass(frozen=True)
 class ModeRef:
-    """One matrix entry: a plugin, its mode, and whether network policy is enforced."""
+    """One matrix entry: a plugin, its mode, whether network policy is enforced, and
+    whether the NIC offloads tunnel segmentation (the paper's "Flannel-off" has it off)."""
 
     cni: str
     mode: str
     policy: bool = False
+    offload: bool = True
 
     @property
     def key(self) -> str:
-        return f"{self.cni}/{self.mode}{'+policy' if self.policy else ''}"
+        return mode_key(self.cni, self.mode, self.policy, self.offload)
+
+    @classmethod
+    def of_record(cls, cell: dict[str, Any]) -> ModeRef:
+        """The matrix entry of a record's ``cell`` (records before ``offload`` had it on)."""
+        return cls(str(cell["cni"]), str(cell["mode"]), bool(cell.get("policy")),
+                   cell.get("offload", True) is not False)
 
 
 @dataclass(frozen=True)
@@ -78,10 +86,11 @@ class Cell:
     params: tuple[tuple[str, Any], ...]
     policy: bool = False
     condition: tuple[tuple[str, Any], ...] = ()   # sweep values held during the measurement
+    offload: bool = True
 
     @property
     def mode_key(self) -> str:
-        return ModeRef(self.cni, self.mode, self.policy).key
+        return ModeRef(self.cni, self.mode, self.policy, self.offload).key
 
     @property
     def cell_id(self) -> str:
@@ -96,8 +105,8 @@ class Cell:
 
     def as_record(self) -> dict[str, Any]:
         return {"cni": self.cni, "mode": self.mode, "policy": self.policy,
-                "placement": self.placement, "suite": self.suite, "params": self.params_dict(),
-                "condition": dict(self.condition)}
+                "offload": self.offload, "placement": self.placement, "suite": self.suite,
+                "params": self.params_dict(), "condition": dict(self.condition)}
 
 
 @dataclass(frozen=True)
@@ -160,13 +169,13 @@ class Spec:
         out: dict[str, Cell] = {}   # by cell id: equal conditions collapse into one cell
         for ref in self.matrix:
             for test in self.tests:
-                placements = ((STARTUP_PLACEMENT,) if SUITES[test.suite].kind == "startup"
+                placements = ((STARTUP_PLACEMENT,) if SUITES[test.suite].kind in NODE_KINDS
                               else test.placements or self.placements)
                 for combo in expand_params(test.params):
                     for condition in expand_params(test.sweep):
                         for placement in placements:
                             cell = Cell(ref.cni, ref.mode, placement, test.suite, combo,
-                                        ref.policy, sweeps.normalize(condition))
+                                        ref.policy, sweeps.normalize(condition), ref.offload)
                             out.setdefault(cell.cell_id, cell)
         return list(out.values())
 
@@ -262,7 +271,18 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
             if policy not in allowed:
                 raise v.fail(item, "policy", f"'{where}.policy': {cni}/{mode} supports only "
                              f"policy {', '.join('on' if p else 'off' for p in allowed)}")
-        ref = ModeRef(cni, mode, policy)
+        offload = True
+        if "offload" in item:
+            raw = item["offload"]
+            words = {True: True, False: False, "on": True, "off": False}
+            if not isinstance(raw, bool | str) or raw not in words:
+                raise v.fail(item, "offload", f"'{where}.offload' must be on or off, "
+                             f"got {raw!r}")
+            offload = words[raw]
+            if offload not in table[cni][mode].offload_options:
+                raise v.fail(item, "offload", f"'{where}.offload': {cni}/{mode} sends no "
+                             "UDP tunnel packets, so it has no tunnel offload to switch off")
+        ref = ModeRef(cni, mode, policy, offload)
         if ref in matrix:
             raise v.fail(item, None, f"{where}: {ref.key} is listed twice")
         matrix.append(ref)
@@ -304,9 +324,9 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
                                                  placements))
         sweep: dict[str, Any] = {}
         if "sweep" in item:
-            if suite.kind == "startup":
+            if suite.kind in NODE_KINDS:
                 raise v.fail(item, "sweep", f"{where}.sweep: {suite_name} takes no sweep "
-                             "(it measures pods starting, not traffic)")
+                             "(it measures the nodes, not traffic)")
             given = v.mapping(item["sweep"], item, "sweep", f"{where}.sweep",
                               set(sweeps.SWEEP_PARAMS), set())
             for sname, value in given.items():

@@ -15,11 +15,12 @@ from typing import Any
 
 from cnilab.bench.placements import BASELINE, PLACEMENTS
 from cnilab.bench.suites import get_suite
+from cnilab.modes import record_mode_key
 from cnilab.stats import Summary, summarize
 
 # Metrics where a smaller value is better (everything else: larger is better).
 _LOWER_IS_BETTER_MARKS = ("latency", "_us", "_ms", "cpu_", "cycles", "lost", "jitter",
-                          "retransmits")
+                          "retransmits", "memory")
 
 
 def lower_is_better(metric: str) -> bool:
@@ -27,8 +28,8 @@ def lower_is_better(metric: str) -> bool:
 
 
 def mode_label(cell: dict[str, Any]) -> str:
-    """``cni/mode`` plus ``+policy`` when policy is enforced (the matrix key)."""
-    return f"{cell['cni']}/{cell['mode']}" + ("+policy" if cell.get("policy") else "")
+    """The matrix key of a record's cell (``cni/mode``, ``+policy``, ``+offload-off``)."""
+    return record_mode_key(cell)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class CellSummary:
     failed: int = 0
     ratio_to_baseline: float | None = None
     command: str = ""
+    baseline_ratios: dict[str, float] = field(default_factory=dict)   # other metrics
 
     @property
     def test_label(self) -> str:
@@ -116,12 +118,19 @@ def summarize_cells(records: list[dict[str, Any]]) -> list[CellSummary]:
 
 
 def _attach_baselines(cells: list[CellSummary]) -> None:
-    """Ratio of each cell's mean to the same run's underlay cell of the same mode and test."""
-    base = {(c.mode_key, c.test_label): c.summary.mean for c in cells
-            if c.placement == BASELINE}
+    """Ratio of each cell's mean to the same run's underlay cell of the same mode and test
+    (its primary metric, and every other metric its suite reports)."""
+    base = {(c.mode_key, c.test_label): c for c in cells if c.placement == BASELINE}
     for c in cells:
-        mean = base.get((c.mode_key, c.test_label))
+        under = base.get((c.mode_key, c.test_label))
+        if under is None:
+            continue
+        mean = under.summary.mean
         c.ratio_to_baseline = c.summary.mean / mean if mean else None
+        for metric in get_suite(c.suite).secondary_metrics:
+            mine, theirs = c.metrics.get(metric), under.metrics.get(metric)
+            if mine is not None and theirs is not None and theirs.mean:
+                c.baseline_ratios[metric] = mine.mean / theirs.mean
 
 
 CSV_COLUMNS = ["cell_id", "mode", "placement", "suite", "params", "condition", "metric", "n",
@@ -134,17 +143,22 @@ def _num(value: float | None) -> str:
 
 
 def summary_csv(cells: list[CellSummary]) -> str:
-    """One row per cell with the statistics of its primary metric."""
+    """One row per cell and metric its suite reports (``Suite.summary_metrics``: the
+    primary one first, then every other a study's claims compare), with its statistics."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for c in cells:
-        s = c.summary
-        writer.writerow([
-            c.cell_id, c.mode_key, c.placement, c.suite,
-            ";".join(f"{k}={v}" for k, v in sorted(c.params.items())),
-            ";".join(f"{k}={v}" for k, v in sorted(c.condition.items())),
-            c.metric, s.n, c.failed, _num(s.mean), _num(s.median), _num(s.stdev),
-            _num(s.ci95_low), _num(s.ci95_high), _num(s.cv), _num(s.minimum), _num(s.maximum),
-            _num(c.ratio_to_baseline)])
+        for metric in get_suite(c.suite).summary_metrics:
+            s = c.summary if metric == c.metric else c.metrics.get(metric)
+            if s is None:
+                continue
+            writer.writerow([
+                c.cell_id, c.mode_key, c.placement, c.suite,
+                ";".join(f"{k}={v}" for k, v in sorted(c.params.items())),
+                ";".join(f"{k}={v}" for k, v in sorted(c.condition.items())),
+                metric, s.n, c.failed, _num(s.mean), _num(s.median), _num(s.stdev),
+                _num(s.ci95_low), _num(s.ci95_high), _num(s.cv), _num(s.minimum),
+                _num(s.maximum), _num(c.ratio_to_baseline if metric == c.metric else
+                                      c.baseline_ratios.get(metric))])
     return out.getvalue()

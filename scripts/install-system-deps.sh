@@ -18,10 +18,11 @@ lab_packages=(
   iproute2 iptables ipset conntrack iputils-ping procps psmisc util-linux
   iperf3 netperf containernetworking-plugins bird2 gobgpd
   clang llvm libbpf-dev bpftool
+  ethtool    # a VXLAN mode with its tunnel offload off (cnilab/lab/offload.py)
   python3 python3-venv python3-pip make git
 )
 # What the static checks and tests use on top.
-test_packages=(openssh-server tcpdump chromium vagrant nftables ethtool busybox-static skopeo containerd)  # containerd: `containerd config dump` of the configuration rendered for the 1.x line; chromium: screenshot of report.html; vagrant: `vagrant validate`; nftables, ethtool: what emulated nodes are reset and collected with; busybox-static, skopeo: the benchmark pod image is built from it and inspected as an OCI archive
+test_packages=(openssh-server tcpdump chromium vagrant nftables busybox-static skopeo containerd)  # containerd: `containerd config dump` of the configuration rendered for the 1.x line; chromium: screenshot of report.html; vagrant: `vagrant validate`; nftables: what emulated nodes are reset and collected with (ethtool too, installed with the lab); busybox-static, skopeo: the benchmark pod image is built from it and inspected as an OCI archive
 
 packages=("${lab_packages[@]}")
 if [ "$profile" = "test" ]; then packages+=("${test_packages[@]}"); fi

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -129,6 +129,11 @@ class FakeKubectl:
                     assert [self.placed[b] for b in backend] == [
                         self.plan.hosts[1].pods[0].netns], backend
             return Completed(argv, 0, "applied", "", 0.0)
+        if verb == "get" and args[1] == "--raw":
+            return self._raw(argv, args[2])
+        if verb == "get" and "-A" in args:
+            return Completed(argv, 0, json.dumps({"items": self._agents(
+                args[args.index("-l") + 1])}), "", 0.0)
         if verb == "get":
             kind = args[1]
             if kind == "service":
@@ -145,6 +150,54 @@ class FakeKubectl:
                 self.placed.clear()
             return Completed(argv, 0, "", "", 0.0)
         return Completed(argv, 1, "", f"FAKE API: '{verb}' is not implemented", 0.0)
+
+    # FAKE: the working set each plugin's agent pod reports, in MiB (made up; the real
+    # numbers are what M1 measures on a cluster)
+    AGENT_MIB: ClassVar[dict[str, int]] = {"flannel": 45, "calico": 180, "weave": 170,
+                                           "cilium": 190, "kube-router": 48}
+
+    def _agents(self, selector: str) -> list[dict[str, Any]]:
+        """The plugin's agent pods, one per node, labelled as its DaemonSet's pods are
+        (the catalog's selector must match them, as on a real cluster)."""
+        from cnilab.modes import plugin_facts
+
+        key, _, value = plugin_facts()[self.plan.cni].daemonset_selector.partition("=")
+        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        if wanted != {key: value}:
+            return []
+        return [{"metadata": {"name": f"{self.plan.cni}-agent-{node}", "namespace":
+                              "kube-system", "uid": f"uid-{node}", "labels": {key: value}},
+                 "spec": {"nodeName": node}} for node in sorted(self.nodes)]
+
+    def _raw(self, argv: list[str], path: str) -> Completed:
+        """``GET /api/v1/nodes/NODE/proxy/stats/summary``: the kubelet Summary API, shaped
+        as k8s.io/kubelet/pkg/apis/stats/v1alpha1 (PodStats: podRef, containers, memory;
+        MemoryStats: time, usageBytes, workingSetBytes, rssBytes)."""
+        parts = path.strip("/").split("/")
+        if parts[:3] != ["api", "v1", "nodes"] or parts[4:] != ["proxy", "stats", "summary"]:
+            return Completed(argv, 1, "", f"FAKE API: no raw path {path}", 0.0)
+        node = parts[3]
+        if node not in self.nodes:
+            return Completed(argv, 1, "", f'Error from server (NotFound): nodes "{node}" '
+                             "not found", 0.0)
+        working_set = self.AGENT_MIB[self.plan.cni] * 1024 * 1024
+        stamp = "2026-11-30T12:00:00Z"
+        agent = {"podRef": {"name": f"{self.plan.cni}-agent-{node}", "namespace": "kube-system",
+                            "uid": f"uid-{node}"},
+                 "containers": [{"name": "agent", "memory": {
+                     "time": stamp, "usageBytes": working_set + 4096,
+                     "workingSetBytes": working_set, "rssBytes": working_set // 2},
+                     "cpu": {"time": stamp, "usageNanoCores": 20_000_000,
+                             "usageCoreNanoSeconds": 123_000_000_000}}],
+                 "cpu": {"time": stamp, "usageNanoCores": 20_000_000,
+                         "usageCoreNanoSeconds": 123_000_000_000},
+                 "memory": {"time": stamp, "usageBytes": working_set + 8192,
+                            "workingSetBytes": working_set, "rssBytes": working_set // 2}}
+        other = {"podRef": {"name": "coredns-x", "namespace": "kube-system", "uid": "uid-dns"},
+                 "containers": [{"name": "coredns", "memory": {"time": stamp,
+                                                               "workingSetBytes": 12345678}}]}
+        return Completed(argv, 0, json.dumps({"node": {"nodeName": node}, "pods": [agent, other]}),
+                         "", 0.0)
 
     def start(self, argv: list[str]) -> PopenSession:
         self.calls.append(argv)

@@ -166,3 +166,13 @@ def test_lanman_spec_claims_parse() -> None:
     quick = load_spec(root / "experiments" / "lanman2020.yaml", "quick")
     assert quick.quick and quick.name == "lanman2020-quick" and quick.repetitions == 3
     assert all(dict(c.params).get("duration_s", 1) == 1 for c in quick.cells())
+
+
+def test_a_claim_on_a_suite_the_target_cannot_run_says_why() -> None:
+    recs = _records({("flannel/vxlan", "inter-host", "a"): FAST})
+    claim = _claim("order", better=["flannel/vxlan"], than=["calico/bgp"],
+                   metric="agent_memory_mib", suite="agent-memory", placement="node")
+    why = "the netns lab runs no CNI agents"
+    (verdict,) = evaluate((claim,), summarize_cells(recs), recs, None, {"agent-memory": why})
+    assert verdict.verdict == UNTESTABLE
+    assert verdict.reason == f"agent-memory is not measured on this target: {why}"

@@ -13,6 +13,7 @@ nodes' FORWARD paths, and the engine's records.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ def test_unavailable_names_what_the_profile_lacks(tmp_path: Path) -> None:
                       ("cilium", "vxlan"), ("kube-router", "bgp")):
         assert target.unavailable(ModeRef(cni, mode, False)) is None
     assert "modes are" in str(target.unavailable(ModeRef("flannel", "ipvlan", False)))
+    # the NIC's tunnel offload is switched only in the netns lab
+    assert "tunnel offload off is not implemented for clusters" in str(
+        target.unavailable(ModeRef("flannel", "vxlan", False, offload=False)))
 
 
 def test_unavailable_renders_the_mode_before_any_node_is_touched(tmp_path: Path) -> None:
@@ -139,6 +143,7 @@ tests:
     placements: [inter-host]
     params: {duration_s: 1}
     sweep: {policy_rules: [0, 1000]}
+  - suite: agent-memory
 repetitions: 1
 warmup: 0
 """
@@ -163,7 +168,7 @@ def test_engine_walks_the_matrix_through_the_cluster_target(clean_lab: None,
     assert outcome.ok, [f["error"] for f in outcome.failures]
     # every mode got its own switch, in matrix order
     assert [(c.cni, c.mode) for c in switch.choices] == [("flannel", "vxlan"), ("calico", "bgp")]
-    assert len(records) == 2 * (4 + 2)
+    assert len(records) == 2 * (4 + 2 + 1)
     manifest = run.read_manifest()
     assert manifest["target"]["kind"] == "cluster" and manifest["target"]["emulation"] is False
     assert manifest["target"]["nodes"] == {"a": "w1", "b": "w2", "control_plane": "cp1"}
@@ -188,6 +193,19 @@ def test_engine_walks_the_matrix_through_the_cluster_target(clean_lab: None,
     assert host["endpoints"]["server"]["kind"] == "host"
     # counted on the node's interface holding its address, not a pod's eth0
     assert host["metrics"]["client_interface_packets"] > 0
+    # the agents' working set, from each node's kubelet through the API server's proxy
+    memory = by_place[("calico", "node", "agent-memory", 0)]
+    assert memory["status"] == "ok", memory["error"]
+    assert memory["metrics"] == {"agent_pods": 2, "agent_memory_mib": 180.0,
+                                 "agent_memory_max_mib": 180.0}
+    raw = json.loads((run.path / memory["raw"]["agents"]).read_text())
+    assert raw["selector"] == "k8s-app=calico-node" and set(raw["summaries"]) == set(NODES)
+    # each mode's idle check: both nodes' busy share and the agents' (FAKE: 0.02 cores)
+    cores = os.cpu_count() or 1
+    idle = json.loads((run.path / manifest["lab_snapshots"]["calico/bgp"]).read_text())
+    assert set(idle["idle_cpu"]) == {"w1", "w2"}
+    assert idle["idle_cpu"]["w1"]["agents_percent"] == round(2.0 / cores, 2)
+    assert 0 <= idle["idle_cpu"]["w1"]["node_busy_percent"] <= 100
     ruled = by_place[("calico", "inter-host", "netperf-tcp-rr", 1000)]
     assert ruled["metrics"]["transactions_per_s"] > 0
     # snapshots hold the pods, the image by digest and the readiness gate

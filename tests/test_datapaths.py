@@ -335,3 +335,50 @@ def test_a_busy_lab_process_is_named_and_refused(clean_lab: None) -> None:
     assert problem is not None and "sh (pid" in problem and "limit 3 %" in problem, problem
     assert found.lab_share > 0.2                   # a core of a 2-core machine is ~50 %
     core.down()
+
+
+def _underlay_tx_packets(plan: LabPlan) -> int:
+    host = plan.hosts[0]
+    stats = json.loads(sh.run(sh.in_netns(host.netns, ["ip", "-j", "-s", "link", "show",
+                                                        host.underlay_if])).stdout)
+    return int(stats[0]["stats64"]["tx"]["packets"])
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["offload-on", "offload-off"])
+def test_tunnel_offload_off_makes_the_kernel_segment_in_software(clean_lab: None,
+                                                                  offload: bool) -> None:
+    """With the underlay device's UDP tunnel segmentation off, encapsulated TCP leaves
+    the host as wire-sized datagrams (one per ~1400 bytes), segmented by the kernel as on
+    a NIC without VXLAN offload; with it on, the veth carries 64 KiB super-packets."""
+    from cnilab.lab import offload as tunnel_offload
+
+    plan = make_plan("flannel", "vxlan", tunnel_offload=offload)
+    build(plan)
+    h1 = plan.hosts[0]
+    wanted = "on" if offload else "off"
+    got = tunnel_offload.features(h1.netns, h1.underlay_if)
+    assert {k: v.split()[0] for k, v in got.items()} == dict.fromkeys(tunnel_offload.FEATURES,
+                                                                      wanted)
+    status_now = status.lab_status(plan)
+    assert status_now["tunnel_offload"] == wanted
+    assert any("Tunnel offload off" in n for n in status_now["fidelity"]) == (not offload)
+    server = core.pod_address(plan, plan.hosts[1].pods[0])
+    srv = subprocess.Popen(sh.in_netns(plan.hosts[1].pods[0].netns,
+                                       ["iperf3", "-s", "-1", "-p", "5299"]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        before = _underlay_tx_packets(plan)
+        run = sh.run(sh.in_netns(h1.pods[0].netns, ["iperf3", "-c", server, "-p", "5299",
+                                                    "-n", "200M", "-J"]))
+        sent = _underlay_tx_packets(plan) - before
+    finally:
+        srv.kill()
+        srv.wait()
+    payload = json.loads(run.stdout)["end"]["sum_sent"]["bytes"]
+    per_packet = payload / sent
+    if offload:
+        assert per_packet > 4 * 1400, per_packet     # super-packets cross the veth
+    else:
+        assert per_packet < 1450, per_packet         # one datagram per wire packet
+    core.down(plan.prefix)

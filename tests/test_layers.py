@@ -53,7 +53,8 @@ SOURCES = {_module(p): p for p in [*ROOT.glob("cnilab/**/*.py"),
 
 RULES = [
     ("analysis", ("cnilab.stats", "cnilab.decisions", "cnilab.sequential", "cnilab.summary",
-                  "cnilab.claims", "cnilab.figures", "cnilab.report", "cnilab.bundle"),
+                  "cnilab.claims", "cnilab.figures", "cnilab.report", "cnilab.bundle",
+                  "cnilab.reference", "cnilab.headline"),
      LAB + CLUSTER + TARGETS + RUNNERS),
     ("engine", ("cnilab.bench.engine",), LAB + CLUSTER + RUNNERS + (
         "cnilab.targets.netns", "cnilab.targets.cluster")),

@@ -4,6 +4,8 @@ as experiments/lanman2020.yaml, then the HTML report in headless Chromium, then
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -51,9 +53,12 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
     for c in claims.values():
         assert c["verdict"] in ("holds", "does not hold", "inconclusive", "not testable")
 
-    summary = (run_dir / "summary.csv").read_text().splitlines()
-    assert summary[0].startswith("cell_id,mode,placement,suite")
-    assert len(summary) - 1 == 2 * 11   # two buildable modes x 11 cells
+    summary = (run_dir / "summary.csv").read_text()
+    assert summary.startswith("cell_id,mode,placement,suite")
+    rows = list(csv.DictReader(io.StringIO(summary)))
+    assert len({r["cell_id"] for r in rows}) == 2 * 11   # two buildable modes x 11 cells
+    # the latency the claims compare is there beside the transactions
+    assert {"transactions_per_s", "latency_mean_us"} <= {r["metric"] for r in rows}
     for name in ("throughput", "latency", "cpu", "cpp", "policy-netperf-tcp-rr",
                  "background-iperf3-tcp", "startup"):
         for ext in ("png", "svg"):
@@ -61,7 +66,10 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
 
     html = report.read_text()
     assert report.name == "report.html" and 'id="emulation-notice"' in html
-    assert html.count("data:image/png;base64,") == 7 and "<table id=\"claims\">" in html
+    # seven figures, and the one that shows the most claims again under the claims
+    assert html.count("data:image/png;base64,") == 7 + 1 and "<table id=\"claims\">" in html
+    assert html.index('id="tally"') < html.index('<table id="claims">') < \
+        html.index('id="headline-figure"') < html.index('id="emulation-notice"')
     assert "src=\"figures/" not in html   # self-contained
     shot = tmp_path / "report.png"
     _screenshot(report, shot)

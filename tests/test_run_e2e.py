@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -106,8 +108,11 @@ def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: 
     assert run_dir.name in report and "an emulation" in report
     assert (run_dir / "figures" / "throughput.png").stat().st_size > 5000
     assert rep.stdout.strip() == str(run_dir / "report.html")
-    cells = (run_dir / "summary.csv").read_text().splitlines()
-    assert len(cells) == 1 + 5 and all(",2,0," in line for line in cells[1:])  # n=2, 0 failed
+    rows = list(csv.DictReader(io.StringIO((run_dir / "summary.csv").read_text())))
+    assert len({r["cell_id"] for r in rows}) == 5                 # every cell, and per cell
+    assert all(r["n"] == "2" and r["failed"] == "0" for r in rows)  # n=2, 0 failed
+    # every metric its suite reports, the one the claims compare included
+    assert {r["metric"] for r in rows} >= {"throughput_gbps", "cycles_per_mtu_packet"}
     assert not _iperf3_processes()
 
 

@@ -71,7 +71,21 @@ BAD = [
      "'warmup' must be an integer from 0 to 10"),
     ("repetitions: 2", "repetitions: 2\ncpu_pinning: always", 12,
      "'cpu_pinning' must be one of auto, off"),
+    ("    mode: vxlan", "    mode: vxlan\n    offload: sometimes", 5,
+     "'matrix[0].offload' must be on or off, got 'sometimes'"),
+    ("    mode: vxlan", "    mode: host-gw\n    offload: off", 5,
+     "'matrix[0].offload': flannel/host-gw sends no UDP tunnel packets"),
 ]
+
+
+def test_offload_off_is_its_own_matrix_entry() -> None:
+    text = GOOD.replace("    mode: vxlan\n", "    mode: vxlan\n  - cni: flannel\n"
+                        "    mode: vxlan\n    offload: off\n")
+    spec = load_spec_text(text, "offload.yaml")
+    assert [ref.key for ref in spec.matrix] == ["flannel/vxlan", "flannel/vxlan+offload-off"]
+    off = [c for c in spec.cells() if not c.offload]
+    assert off and off[0].cell_id.startswith("flannel/vxlan+offload-off/")
+    assert off[0].as_record()["offload"] is False
 
 
 @pytest.mark.parametrize(("old", "new", "line", "words"), BAD)
@@ -228,3 +242,13 @@ def test_adaptive_repetitions_parsed() -> None:
     assert spec.ci_target == 0.05
     fixed = load_spec_text(SWEEP, "f.yaml")
     assert not fixed.adaptive and fixed.repetition_cap == 2
+
+
+def test_a_records_mode_key_reads_offload_with_older_records_on() -> None:
+    from cnilab.modes import record_mode_key
+
+    assert record_mode_key({"cni": "flannel", "mode": "vxlan"}) == "flannel/vxlan"
+    assert record_mode_key({"cni": "flannel", "mode": "vxlan", "offload": False}) == \
+        "flannel/vxlan+offload-off"
+    assert record_mode_key({"cni": "calico", "mode": "bgp", "policy": True,
+                            "offload": True}) == "calico/bgp+policy"

@@ -9,7 +9,7 @@ import pytest
 
 from cnilab.bench.engine import Measurement, measure
 from cnilab.bench.placements import PLACEMENTS
-from cnilab.bench.suites import SUITES
+from cnilab.bench.suites import NODE_KINDS, SUITES
 from cnilab.lab import core
 from cnilab.lab.plan import LabPlan, make_plan
 from cnilab.rundir import RunDir
@@ -35,8 +35,10 @@ def lab() -> Iterator[LabPlan]:
 
 
 @pytest.mark.parametrize("placement", list(PLACEMENTS))
-# pod-startup has no traffic placement: tests/test_datapaths.py and test_sweeps_e2e.py
-@pytest.mark.parametrize("suite_name", sorted(n for n, s in SUITES.items() if s.kind != "startup"))
+# pod-startup and agent-memory have no traffic placement: tests/test_datapaths.py,
+# test_sweeps_e2e.py and test_cluster_target.py
+@pytest.mark.parametrize("suite_name", sorted(n for n, s in SUITES.items()
+                                              if s.kind not in NODE_KINDS))
 def test_suite_at_placement(lab: LabPlan, tmp_path: Path, suite_name: str,
                             placement: str) -> None:
     target = NetnsTarget()

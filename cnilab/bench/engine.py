@@ -21,6 +21,8 @@ from typing import Any, TextIO
 from cnilab import machine, stats, toolversions
 from cnilab.bench import perf, pinning, traffic
 from cnilab.bench.executor import Endpoint, Executor
+from cnilab.bench.parsers import ParseError
+from cnilab.bench.parsers import kubelet as kubelet_parser
 from cnilab.bench.parsers import startup as startup_parser
 from cnilab.bench.suites import TrafficSuite, get_suite
 from cnilab.bench.sweeps import Condition
@@ -255,6 +257,32 @@ def measure_startup(target: Target, measurement: Measurement, run: RunDir,
     return record
 
 
+def measure_snapshot(target: Target, measurement: Measurement, run: RunDir,
+                     seq: int) -> dict[str, Any]:
+    """Read the CNI agents' memory from every node that runs one (the kubelet's view)."""
+    record = _base_record(measurement, run, seq)
+    record.update({"params": {}, "tool": "kubelet"})
+    started = time.monotonic()
+    try:
+        outcome = target.agent_memory()
+        cell_slug, rep_label = _raw_paths(measurement)
+        raw = run.raw_path(seq, cell_slug, rep_label, "agents", "json")
+        text = json.dumps(outcome, indent=1)
+        raw.write_text(text, encoding="utf-8")
+        record["raw"]["agents"] = raw.relative_to(run.path).as_posix()
+        found = kubelet_parser.agent_memory(outcome["agents"], outcome["summaries"])
+        record["metrics"] = found["metrics"]
+        if found["errors"]:
+            record["error"] = "; ".join(found["errors"])[:1000]
+        else:
+            record["status"] = "ok"
+    except (CnilabError, ParseError) as exc:
+        record["error"] = str(exc)
+    record["ended_at"] = _now()
+    record["elapsed_s"] = round(time.monotonic() - started, 3)
+    return record
+
+
 def build_manifest(spec: Spec, pins: Pins, target: Target, run: RunDir,
                    argv: list[str]) -> dict[str, Any]:
     tools = toolversions.installed_versions(pins)
@@ -294,7 +322,7 @@ class RunReporter:
     def measured(self, index: int, total: int, record: dict[str, Any],
                  total_label: str | None = None) -> None:
         cell = record["cell"]
-        label = f"{cell['cni']}/{cell['mode']}{'+policy' if cell.get('policy') else ''}"
+        label = ModeRef.of_record(cell).key
         rep = f"{'warm-up ' if record.get('warmup') else 'r'}{record['repetition']}"
         condition = ",".join(f"{k}={v}" for k, v in cell.get("condition", {}).items())
         head = (f"[{index}/{total_label or total}] {label} {cell['placement']} {cell['suite']} "
@@ -416,8 +444,9 @@ class _RunState:
     the sequence number of the next record."""
 
     def __init__(self, spec: Spec, run: RunDir, records: list[dict[str, Any]],
-                 rebuilt_each_round: bool) -> None:
+                 rebuilt_each_round: bool, unmeasured: dict[str, str] | None = None) -> None:
         self.run = run
+        self.unmeasured = dict(unmeasured or {})   # suite -> why the target cannot run it
         self.undecided: set[str] | None = None   # sequential: cells this round measures
         self.done = {r["key"] for r in records}
         self.by_cell: dict[str, list[dict[str, Any]]] = {}
@@ -430,7 +459,8 @@ class _RunState:
         self.failures = [r for r in records if r["status"] != "ok"]
         self.seq = len(records)
         self.measured = 0
-        self.planned = len(plan_measurements(spec, rebuilt_each_round=rebuilt_each_round))
+        self.planned = len([m for m in plan_measurements(
+            spec, rebuilt_each_round=rebuilt_each_round) if m.cell.suite not in self.unmeasured])
         self.state = run.read_state()
         self.state.update({"run_id": run.run_id, "planned": self.planned, "status": "running",
                            "repetitions": {"min": spec.repetitions, "max": spec.repetition_cap,
@@ -445,7 +475,7 @@ class _RunState:
 
     def wants(self, spec: Spec, cell: Cell, rep: int) -> bool:
         """Whether repetition ``rep`` of ``cell`` is still to be measured."""
-        return (f"{cell.cell_id}#r{rep}" not in self.done
+        return (cell.suite not in self.unmeasured and f"{cell.cell_id}#r{rep}" not in self.done
                 and needs_repetition(spec, self.by_cell.get(cell.cell_id, []), rep,
                                      self.undecided))
 
@@ -481,6 +511,7 @@ class _RunState:
 
     def skip(self, skipped: dict[str, str]) -> None:
         self.state["skipped_modes"] = skipped
+        self.state["unmeasured_suites"] = self.unmeasured
         self.save()
 
     def save(self, status: str | None = None) -> None:
@@ -526,6 +557,8 @@ def _measure_one(spec: Spec, session: _LabSession, run: RunDir, measurement: Mea
     lab = session.active
     if get_suite(cell.suite).kind == "startup":
         return measure_startup(lab.target, measurement, run, seq)
+    if get_suite(cell.suite).kind == "snapshot":
+        return measure_snapshot(lab.target, measurement, run, seq)
     client, server = lab.target.endpoints(cell.placement)
     background = (lab.target.background_endpoints(cell.placement)
                   if condition.background_flows else None)
@@ -552,9 +585,11 @@ def execute(
     records = list(run.results())
     rebuilt_each_round = (spec.interleave == "across-modes" and len(spec.matrix) > 1
                           and not target.side_by_side())
-    progress = _RunState(spec, run, records, rebuilt_each_round)
+    unmeasured = {test.suite: why for test in spec.tests
+                  if (why := target.cannot_measure(test.suite)) is not None}
+    progress = _RunState(spec, run, records, rebuilt_each_round, unmeasured)
     _check_records_fit(spec, run, progress.done)
-    cells = spec.cells()
+    cells = [c for c in spec.cells() if c.suite not in unmeasured]
     # adaptive: at least the fixed plan, at most every cell up to the cap
     per_extra_round = 1 + (spec.warmup if rebuilt_each_round else 0)
     planned = progress.planned
@@ -575,6 +610,8 @@ def execute(
     for key, why in skipped.items():
         reporter.line(f"skipping {key}: {why}")
     progress.skip(skipped)
+    for suite, why in unmeasured.items():
+        reporter.line(f"not measured on this target: {suite}: {why}")
     if records:
         reporter.line(f"resuming: {len(records)} measurements already recorded, not repeated")
     session = _LabSession(spec, target, run, reporter)

@@ -451,6 +451,23 @@ class KubectlApi:
             raise KubectlError(f"kubectl get {kind}: not JSON: {exc}") from None
         return dict(parsed)
 
+    def get_all_namespaces(self, kind: str, selector: str,
+                           timeout_s: float = 30.0) -> dict[str, Any]:
+        """``kubectl get KIND -A -l SELECTOR -o json`` (a List)."""
+        done = self._checked(["get", kind, "-A", "-l", selector, "-o", "json"], timeout_s)
+        try:
+            return dict(json.loads(done.stdout))
+        except ValueError as exc:
+            raise KubectlError(f"kubectl get {kind} -A: not JSON: {exc}") from None
+
+    def raw(self, path: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """``kubectl get --raw PATH``: a JSON document the API server serves or proxies."""
+        done = self._checked(["get", "--raw", path], timeout_s)
+        try:
+            return dict(json.loads(done.stdout))
+        except ValueError as exc:
+            raise KubectlError(f"kubectl get --raw {path}: not JSON: {exc}") from None
+
     def logs(self, namespace: str, pod: str, timeout_s: float = 20.0) -> Completed:
         return self.run(self._kubectl("logs", "-n", namespace, pod, "-c", "bench"), timeout_s)
 

@@ -38,10 +38,18 @@ class Suite(ABC):
     params: ClassVar[dict[str, ParamSpec]]
     primary_metric: ClassVar[str]
     # stream | rr: a client/server traffic test (decides CPU pinning);
-    # startup: pods started on a node, no traffic placement
+    # startup: pods started on a node, no traffic placement;
+    # snapshot: a reading of the nodes' state (the CNI agents' memory), no traffic
     kind: ClassVar[str] = "stream"
     # False when smaller is better (latency, start-up time)
     higher_is_better: ClassVar[bool] = True
+    # what summary.csv and the report's tables give for each cell, primary metric first
+    # (every metric a study's claims compare is among them)
+    secondary_metrics: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def summary_metrics(self) -> tuple[str, ...]:
+        return (self.primary_metric, *self.secondary_metrics)
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Parameters with defaults filled in (the spec has already been validated)."""
@@ -70,6 +78,7 @@ class Iperf3Tcp(TrafficSuite):
     tool = "iperf3"
     description = "iperf3 TCP bulk transfer, receiver-side throughput (-J)"
     primary_metric = "throughput_gbps"
+    secondary_metrics = ("cycles_per_mtu_packet", "cpu_s_per_gbit", "retransmits")
     params: ClassVar[dict[str, ParamSpec]] = {
         "duration_s": ParamSpec("duration_s", int, 10, "test length in seconds (-t)", 1, 3600),
         "omit_s": ParamSpec("omit_s", int, 1, "seconds omitted at the start, TCP ramp-up (-O)",
@@ -195,6 +204,7 @@ class NetperfTcpStream(_Netperf):
 
 class _NetperfRR(_Netperf):
     primary_metric = "transactions_per_s"
+    secondary_metrics = ("latency_mean_us", "latency_p99_us")
     kind = "rr"
     specific: ClassVar[dict[str, ParamSpec]] = {
         "request_size": ParamSpec("request_size", int, 1, "request bytes (-r)", 1, 1048576),
@@ -243,11 +253,28 @@ class PodStartup(Suite):
     }
 
 
+class AgentMemory(Suite):
+    """The CNI plugin's agent pods' memory, from the kubelet (cnilab/bench/parsers/kubelet.py).
+
+    Not a traffic test: read once per round from every node's Summary API, after that
+    round's traffic. Only a cluster runs the agents; the netns lab does not.
+    """
+
+    name = "agent-memory"
+    tool = "kubelet"
+    kind = "snapshot"
+    higher_is_better = False
+    description = "memory (working set) of the CNI plugin's agent pods, per node"
+    primary_metric = "agent_memory_mib"
+    params: ClassVar[dict[str, ParamSpec]] = {}
+
+
 SUITES: dict[str, Suite] = {s.name: s for s in (
     Iperf3Tcp(), Iperf3Udp(), NetperfTcpStream(), NetperfTcpRR(), NetperfUdpRR(),
-    NetperfTcpCRR(), PodStartup())}
+    NetperfTcpCRR(), PodStartup(), AgentMemory())}
 
-STARTUP_PLACEMENT = "node"   # the cell placement of start-up suites
+STARTUP_PLACEMENT = "node"   # the cell placement of start-up and snapshot suites
+NODE_KINDS = ("startup", "snapshot")   # suites measured per node, not between endpoints
 
 
 def check_startup_pods(count: int) -> None:

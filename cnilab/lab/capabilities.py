@@ -49,14 +49,14 @@ def probe() -> dict[str, Capability]:
     """Probe every capability once per process (needs root for the netns ones)."""
     results: dict[str, Capability] = {}
     if os.geteuid() != 0:
-        for name in [*LINK_PROBES, "netns", "bpf", "clsact"]:
+        for name in [*LINK_PROBES, "netns", "bpf", "clsact", "tunnel-offload"]:
             results[name] = Capability(name, False, "not probed: needs root")
         return results
     ns = _probe_netns_name()
     ok, detail = _try(["ip", "netns", "add", ns])
     results["netns"] = Capability("netns", ok, detail or "ip netns add works")
     if not ok:
-        for name in [*LINK_PROBES, "bpf", "clsact"]:
+        for name in [*LINK_PROBES, "bpf", "clsact", "tunnel-offload"]:
             results[name] = Capability(name, False, "no network namespaces")
         return results
     try:
@@ -69,6 +69,7 @@ def probe() -> dict[str, Capability]:
         ok, detail = _try(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "probe0",
                            "clsact"])
         results["clsact"] = Capability("clsact", ok, "tc clsact qdisc" if ok else detail)
+        results["tunnel-offload"] = _probe_tunnel_offload(ns)
         bpftool = shutil.which("bpftool")
         if bpftool:
             ok, detail = _try([bpftool, "prog", "list"])
@@ -78,6 +79,18 @@ def probe() -> dict[str, Capability]:
     finally:
         _try(["ip", "netns", "del", ns])
     return results
+
+
+def _probe_tunnel_offload(ns: str) -> Capability:
+    """Whether a veth's UDP tunnel segmentation offload can be switched off (the lab's
+    stand-in for a NIC without VXLAN offload, claim C4)."""
+    ethtool = shutil.which("ethtool")
+    if not ethtool:
+        return Capability("tunnel-offload", False, "ethtool not installed (package ethtool)")
+    ok, detail = _try(["ip", "netns", "exec", ns, ethtool, "-K", "probe0",
+                       "tx-udp_tnl-segmentation", "off"])
+    return Capability("tunnel-offload", ok, "veth tunnel segmentation offload can be "
+                      "switched off" if ok else f"ethtool -K tx-udp_tnl-segmentation: {detail}")
 
 
 def missing(needs: tuple[str, ...] | list[str]) -> list[Capability]:

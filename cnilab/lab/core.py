@@ -19,7 +19,7 @@ from typing import Any
 
 from cnilab import paths
 from cnilab.errors import CapabilityError, CnilabError, InputError
-from cnilab.lab import capabilities, hosts, sh
+from cnilab.lab import capabilities, hosts, offload, sh
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import (
     PREFIX,
@@ -49,7 +49,8 @@ def check_buildable(plan: LabPlan) -> None:
                               "(--inventory): the netns lab does not emulate it")
     if os.geteuid() != 0:
         raise CapabilityError("the netns lab needs root (network namespaces, iptables)")
-    lacking = capabilities.missing(plan.mode_info.needs)
+    needs = (*plan.mode_info.needs, *(() if plan.tunnel_offload else ("tunnel-offload",)))
+    lacking = capabilities.missing(needs)
     if lacking:
         names = "; ".join(f"{c.name} ({c.detail})" for c in lacking)
         raise CapabilityError(f"{plan.cni}/{plan.mode} needs kernel features this machine "
@@ -88,6 +89,7 @@ def ensure_datapath(plan: LabPlan) -> bool:
         changed |= datapath.build_host(host)
     for host in plan.hosts:
         changed |= datapath.connect_peers(host)
+    changed |= offload.apply(plan)
     return changed
 
 

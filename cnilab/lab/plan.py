@@ -99,6 +99,8 @@ class LabPlan:
     switch_netns: str | None = None   # set when the underlay is a switch (> 2 hosts)
     policy: bool = False              # network policy enforcement on (modes that offer it)
     instance: str = ""                # "" = the default lab; see INSTANCE_RE
+    tunnel_offload: bool = True       # the underlay devices segment tunnel packets
+                                      # (cnilab.lab.offload); off: the kernel does
 
     @property
     def mode_info(self) -> Mode:
@@ -139,7 +141,7 @@ class LabPlan:
 
 
 def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
-              policy: bool = False, instance: str = "") -> LabPlan:
+              policy: bool = False, instance: str = "", tunnel_offload: bool = True) -> LabPlan:
     """Compute names and addresses; rejects unknown modes and out-of-range sizes.
     Instances differ in names only: their addresses live in their own namespaces."""
     check_instance(instance, user=False)
@@ -153,6 +155,9 @@ def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
                                 if True in m.policy_options and m.lab_implemented)
         raise InputError(f"{cni}/{mode} has no network policy setting 'on' "
                          f"(modes with policy: {with_policy})")
+    if tunnel_offload not in info.offload_options:
+        raise InputError(f"{cni}/{mode} sends no UDP tunnel packets: it has no tunnel "
+                         "offload to switch off")
     low, high = HOSTS_RANGE
     if not low <= hosts <= high:
         raise InputError(f"--hosts must be from {low} to {high}, got {hosts}")
@@ -182,7 +187,8 @@ def make_plan(cni: str, mode: str, hosts: int = 2, pods_per_host: int = 2,
         ))
     switch = f"{prefix}-sw" if hosts > 2 else None
     return LabPlan(cni=cni, mode=mode, hosts=tuple(host_plans), switch_netns=switch,
-                   policy=policy, instance=instance, prefix=prefix)
+                   policy=policy, instance=instance, prefix=prefix,
+                   tunnel_offload=tunnel_offload)
 
 
 def saved_plan_path(instance: str = "") -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnilab.lab import ebpf, sh
+from cnilab.lab import ebpf, offload, sh
 from cnilab.lab.core import lab_namespaces, pod_address
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan
@@ -91,6 +91,7 @@ def lab_status(plan: LabPlan) -> dict[str, Any]:
         hosts.append({"name": host.name, "netns": host.netns, "present": True,
                       "underlay_ip": host.underlay_ip, "underlay_if": host.underlay_if,
                       "pod_subnet": host.pod_subnet,
+                      "tunnel_offload": offload.features(host.netns, host.underlay_if),
                       **host_status(host.netns), "ebpf": ebpf.attached_programs(host.netns),
                       **datapath.host_details(host), "pods": pods})
     mode = plan.mode_info
@@ -100,7 +101,8 @@ def lab_status(plan: LabPlan) -> dict[str, Any]:
         "cni": plan.cni,
         "mode": plan.mode,
         "mode_table": mode.as_record(),
-        "fidelity": [mode.fidelity, *datapath.notes()],
+        "tunnel_offload": "on" if plan.tunnel_offload else "off",
+        "fidelity": [mode.fidelity_for(plan.policy), *datapath.notes(), *offload.note(plan)],
         "underlay": f"switch ({plan.switch_netns})" if plan.switch_netns else "point-to-point veth",
         "hosts": hosts,
     }

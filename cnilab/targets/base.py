@@ -93,6 +93,17 @@ class Target(ABC):
         by side, the instance for matrix entry ``slot`` (stable across a resume)."""
         return self
 
+    def cannot_measure(self, suite: str) -> str | None:
+        """Why this target cannot run ``suite`` at all (None: it can); its cells are then
+        left out of the run and the claims on them are not testable, with this reason."""
+        return None
+
+    def agent_memory(self) -> dict[str, Any]:
+        """The plugin's agent pods (``namespace``, ``name``, ``node``) and each of their
+        nodes' kubelet Summary API document: ``{"agents": [...], "summaries": {...}}``
+        (cnilab/bench/parsers/kubelet.py reads them)."""
+        raise NotImplementedError(f"the {self.kind} target runs no CNI agents")
+
     def check_free(self, spec: Spec) -> None:
         """Inside ``session``, before anything of the run is written: refuse (InputError)
         when what the run would build is held by someone else. Default: nothing to check."""

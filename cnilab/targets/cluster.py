@@ -56,6 +56,11 @@ IMAGE_RECORD = "/var/lib/cnilab/bench-image.tar.json"   # written by roles/bench
 SERVICE = "svc-b"
 READY_TIMEOUT_S = 300.0
 PLANNING_NODE_MTU = 1500
+# the idle check after a mode comes up: how long both nodes are watched, and how busy a
+# node may be with nothing measured, its CNI agents aside (kubelet, containerd and the
+# control plane's housekeeping stay well below this on an idle node)
+IDLE_WINDOW_S = 2.0
+IDLE_LIMIT = 0.10
 
 
 class NodeShell(Protocol):
@@ -162,6 +167,9 @@ class ClusterTarget(Target):
         from cnilab.manifests.render import release, render
         from cnilab.network import POD_CIDR
 
+        if not mode.offload:
+            return ("switching a node NIC's tunnel offload off is not implemented for "
+                    "clusters (the netns lab does it, cnilab/lab/offload.py)")
         choice = self._choice(mode.cni, mode.mode, mode.policy)
         try:
             operations.check_cni(choice)
@@ -192,6 +200,7 @@ class ClusterTarget(Target):
             self._record_system_images()
             self._bench_pods()
             self._readiness_gate()
+            self._idle_nodes()
         except BaseException:
             self.down()   # no benchmark pods or connections left behind a failed mode
             raise
@@ -289,6 +298,42 @@ class ClusterTarget(Target):
                     f"nothing is measured: {(done.stdout + done.stderr).strip()[-300:]}")
         self.state["readiness_gate"] = "ping cli-a -> srv-a and cli-a -> srv-b answered"
 
+    def _idle_nodes(self) -> None:
+        """Both benchmark nodes watched while nothing is measured, right after the mode
+        comes up: the node's busy share (/proc/stat) and its CNI agents' share (the
+        kubelet's usageNanoCores) are recorded with the mode; the agents' idle CPU is part
+        of what a plugin costs. A node busy beyond IDLE_LIMIT with something else is
+        refused: that load would be charged to every measurement of the mode."""
+        from cnilab.bench import cpu
+        from cnilab.bench.parsers import kubelet
+
+        nodes = [self.node_a.name, self.node_b.name]
+        before = {n: self._read(n, "/proc/stat") for n in nodes}
+        time.sleep(IDLE_WINDOW_S)
+        after = {n: self._read(n, "/proc/stat") for n in nodes}
+        found = self.agent_memory()
+        agents = kubelet.agent_cpu_cores(found["agents"], found["summaries"])
+        record: dict[str, Any] = {}
+        for node in nodes:
+            start, end = (cpu.parse_stat(text, f"{node}:/proc/stat").jiffies
+                          for text in (before[node], after[node]))
+            total = sum(end.values()) - sum(start.values())
+            idle = (end["idle"] + end["iowait"]) - (start["idle"] + start["iowait"])
+            cores = sum(1 for line in after[node].splitlines()
+                        if line.startswith("cpu") and line[3:4].isdigit()) or 1
+            busy = 1 - idle / total if total > 0 else 0.0
+            share = agents.get(node, 0.0) / cores
+            record[node] = {"window_s": IDLE_WINDOW_S, "cores": cores,
+                            "node_busy_percent": round(100 * busy, 2),
+                            "agents_percent": round(100 * share, 2)}
+            if busy - share > IDLE_LIMIT:
+                raise CnilabError(
+                    f"node {node} is {100 * busy:.1f} % busy with nothing measured (the "
+                    f"CNI agents {100 * share:.1f} % of it; limit {100 * IDLE_LIMIT:.0f} % "
+                    "besides them): whatever holds the CPU would be charged to every "
+                    "measurement of this mode")
+        self.state["idle_cpu"] = record
+
     def verify_pod_network(self) -> dict[str, Any]:
         """The readiness gate alone, on whatever plugin is installed (after ``cnilab
         deploy``/``switch``): the benchmark pods go up, ping, and are removed again.
@@ -361,6 +406,23 @@ class ClusterTarget(Target):
         return kube_startup.measure(self._api(), node.name, self.state["images"][node.name]
                                     ["reference"], self.state["pods"]["srv-a"]["ip"], count,
                                     attempt, clocks)
+
+    def agent_memory(self) -> dict[str, Any]:
+        """The plugin's agent pods (the catalog's DaemonSet selector, in any namespace:
+        newer Flannel runs in kube-flannel) and the kubelet Summary API of each node
+        they run on, read through the API server's node proxy."""
+        from cnilab.modes import plugin_facts
+
+        selector = plugin_facts()[self.state["cni"]["cnilab_cni"]].daemonset_selector
+        api = self._api()
+        listing = api.get_all_namespaces("pods", selector)
+        agents = [{"namespace": str(p["metadata"]["namespace"]),
+                   "name": str(p["metadata"]["name"]),
+                   "node": str(p.get("spec", {}).get("nodeName", ""))}
+                  for p in listing.get("items", [])]
+        summaries = {node: api.raw(f"/api/v1/nodes/{node}/proxy/stats/summary")
+                     for node in sorted({a["node"] for a in agents if a["node"]})}
+        return {"selector": selector, "agents": agents, "summaries": summaries}
 
     def _read(self, node: str, path: str) -> str:
         try:

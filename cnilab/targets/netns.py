@@ -12,7 +12,7 @@ from typing import Any
 from cnilab.ansible_engine import Progress, run_playbook
 from cnilab.bench.executor import Endpoint, Executor, NetnsExecutor
 from cnilab.errors import CnilabError, InputError
-from cnilab.lab import core, idle, kube_proxy, lock, rules, startup, status
+from cnilab.lab import core, idle, kube_proxy, lock, offload, rules, startup, status
 from cnilab.lab.datapaths import datapath_for
 from cnilab.lab.plan import LabPlan, check_instance, make_plan, mode_instance, prefix_of
 from cnilab.spec import ModeRef, Spec
@@ -65,7 +65,7 @@ class NetnsTarget(Target):
 
     def _make_plan(self, mode: ModeRef) -> LabPlan:
         return make_plan(mode.cni, mode.mode, self.hosts, self.pods_per_host, mode.policy,
-                         self.instance)
+                         self.instance, mode.offload)
 
     def preflight(self, spec: Spec) -> None:
         """Root and the lab itself, checked on the first mode this machine can build.
@@ -102,6 +102,12 @@ class NetnsTarget(Target):
         for target in targets:
             if isinstance(target, NetnsTarget):
                 target.plan = None
+
+    def cannot_measure(self, suite: str) -> str | None:
+        if suite == "agent-memory":
+            return ("the netns lab runs no CNI agents (it builds their datapath itself); "
+                    "their memory is measured on clusters")
+        return None
 
     def check_free(self, spec: Spec) -> None:
         """The instances this run's modes would use, refused before the run directory is
@@ -215,7 +221,8 @@ class NetnsTarget(Target):
 
     def fidelity(self) -> list[str]:
         plan = self._plan()
-        return [LAB_NOTE, plan.mode_info.fidelity, *datapath_for(plan).notes()]
+        return [LAB_NOTE, plan.mode_info.fidelity_for(plan.policy), *datapath_for(plan).notes(),
+                *offload.note(plan)]
 
 
 def _build(pairs: list[tuple[NetnsTarget, ModeRef]], workdir: Path, ident: str) -> None:

@@ -120,6 +120,3 @@ class WeaveFastdp(Datapath):
         ])
         return True
 
-    def notes(self) -> list[str]:
-        return ["weave: Open vSwitch fast datapath approximated by a Linux VXLAN device "
-                "(this kernel has no openvswitch); sleeve mode is not emulated."]
