@@ -181,10 +181,20 @@ def _value(item: PosDict, name: str, path: str) -> tuple[float, float]:
 
 
 def compare(values: tuple[PaperValue, ...], cells: list[CellSummary],
-            records: list[dict[str, Any]]) -> list[Comparison]:
-    """Our value of each of the paper's comparisons, from a run's records."""
+            records: list[dict[str, Any]],
+            unmeasured: dict[str, str] | None = None) -> list[Comparison]:
+    """Our value of each of the paper's comparisons, from a run's records; ``unmeasured``:
+    suites the target could not run (suite -> why)."""
     table = CellTable(cells, records)
-    return [_compare_one(v, table) for v in values]
+    out = []
+    for value in values:
+        suite = value.cell["suite"]
+        if suite in (unmeasured or {}):
+            out.append(Comparison(value, reading=f"{suite} is not measured on this target: "
+                                  f"{(unmeasured or {})[suite]}"))
+        else:
+            out.append(_compare_one(value, table))
+    return out
 
 
 def _compare_one(value: PaperValue, table: CellTable) -> Comparison:

@@ -54,13 +54,13 @@ def load(run_path: Path) -> ReportData:
     spec_info = manifest["spec"]
     spec = load_spec_text(spec_info["text"], spec_info["path"], recorded_variant(spec_info))
     state = run.read_state()
-    unmeasured = state.get("unmeasured_suites")
-    verdicts = evaluate(spec.claims, cells, records, spec.design(),
-                        {str(k): str(v) for k, v in unmeasured.items()}
-                        if isinstance(unmeasured, dict) else {})
+    given = state.get("unmeasured_suites")
+    unmeasured = ({str(k): str(v) for k, v in given.items()} if isinstance(given, dict)
+                  else {})
+    verdicts = evaluate(spec.claims, cells, records, spec.design(), unmeasured)
     failures = [r for r in records if r["status"] != "ok"]
     return ReportData(manifest, state, records, cells, verdicts, failures,
-                      spec.design(), compare(spec.paper_values, cells, records))
+                      spec.design(), compare(spec.paper_values, cells, records, unmeasured))
 
 
 def _data_uri(path: Path) -> str:

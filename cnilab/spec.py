@@ -33,7 +33,8 @@ TOP_KEYS = {"name", "description", "lab", "matrix", "placements", "tests", "repe
                 "quick", "standard")}
 # the variants a spec may offer beside its full form (`--quick`, `--standard`)
 VARIANTS = ("quick", "standard")
-VARIANT_KEYS = {"repetitions", "warmup", "duration_s", "sweeps", "matrix", "params"}
+VARIANT_KEYS = {"repetitions", "warmup", "duration_s", "sweeps", "matrix", "params",
+                "placements"}
 DECISION_KEYS = {"alpha", "spending", "margin", "margins"}
 PINNING = ["auto", "off"]
 INTERLEAVE = ["within-mode", "across-modes"]
@@ -436,7 +437,7 @@ def _decisions(v: _Validator, top: PosDict, metrics: set[str]) -> Design:
 def _variant(v: _Validator, top: PosDict, spec: Spec, variant: str) -> Spec:
     """One of the spec's variants (``quick``: a smoke run; ``standard``: the study sized
     for a stated time): other repetitions, shorter tests, fewer sweep points, optionally
-    fewer modes; everything else (placements, suites, claims) unchanged."""
+    fewer modes or placements; everything else (suites, claims) unchanged."""
     q = v.mapping(top[variant], top, variant, variant, VARIANT_KEYS, set())
     changes: dict[str, Any] = {"name": f"{spec.name}-{variant}", "variant": variant}
     if "repetitions" in q:
@@ -481,6 +482,15 @@ def _variant(v: _Validator, top: PosDict, spec: Spec, variant: str) -> Spec:
                              f"matrix ({', '.join(known)})")
         changes["matrix"] = tuple(known[k] for k in keep)
         # claims about modes a variant leaves out become "not testable" by themselves
+    placements = spec.placements
+    if "placements" in q:
+        chosen = v.sequence(q["placements"], q, "placements", f"{variant}.placements")
+        for i, name in enumerate(chosen):
+            if name not in spec.placements:
+                raise v.fail(chosen, i, f"{variant}.placements[{i}]: {str(name)[:80]!r} is "
+                             f"not a placement of the spec ({', '.join(spec.placements)})")
+        placements = tuple(p for p in spec.placements if p in chosen)
+        changes["placements"] = placements
     tests = []
     for test in spec.tests:
         params = dict(test.params)
@@ -491,7 +501,10 @@ def _variant(v: _Validator, top: PosDict, spec: Spec, variant: str) -> Spec:
                 params[key] = value
         sweep = {k: sweep_values.get(k, val)
                  for k, val in test.sweep.items()}
-        tests.append(TestSpec(test.suite, params, sweep, test.placements))
+        own = tuple(p for p in test.placements if p in placements) if test.placements else ()
+        if test.placements and not own:
+            continue      # every placement of this test is left out
+        tests.append(TestSpec(test.suite, params, sweep, own))
     changes["tests"] = tuple(tests)
     return dataclasses.replace(spec, **changes)
 

@@ -139,3 +139,15 @@ def test_bad_paper_values_name_the_line(change: tuple[str, str], message: str) -
     with pytest.raises(SpecError) as err:
         load_spec_text(BASE.replace(*change), "spec.yaml")
     assert message in str(err.value), str(err.value)
+
+
+def test_a_value_on_a_suite_the_target_cannot_run_says_why() -> None:
+    value = PaperValue("P8", "memory", "where", "ratio", 3.2, 5.0, "calico/bgp",
+                       "flannel/vxlan", cell={"metric": "agent_memory_mib",
+                                              "suite": "agent-memory", "placement": "node"})
+    recs = _records({"calico/bgp": [1.0, 1.1]})
+    [got] = compare((value,), summarize_cells(recs), recs,
+                    {"agent-memory": "the netns lab runs no CNI agents"})
+    assert got.ours is None
+    assert got.reading == "agent-memory is not measured on this target: the netns lab runs " \
+        "no CNI agents"

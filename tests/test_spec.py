@@ -252,3 +252,13 @@ def test_a_records_mode_key_reads_offload_with_older_records_on() -> None:
         "flannel/vxlan+offload-off"
     assert record_mode_key({"cni": "calico", "mode": "bgp", "policy": True,
                             "offload": True}) == "calico/bgp+policy"
+
+
+def test_a_variant_keeps_a_subset_of_the_placements() -> None:
+    text = GOOD + "quick:\n  placements: [inter-host]\n"
+    quick = load_spec_text(text, "v.yaml", "quick")
+    assert quick.placements == ("inter-host",)
+    assert {c.placement for c in quick.cells()} == {"inter-host"}
+    with pytest.raises(SpecError) as err:
+        load_spec_text(GOOD + "quick:\n  placements: [service]\n", "v.yaml", "quick")
+    assert ":13: quick.placements[0]: 'service' is not a placement of the spec" in str(err.value)
