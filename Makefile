@@ -1,6 +1,7 @@
 # cnilab — the two commands a user needs (run as root on Debian 12):
-#   make demo   install what the demo needs, run the quickstart experiment on the
-#               netns lab, print the path of the report
+#   make demo   install what the demo needs, run the quickstart study on the netns
+#               lab (four CNI datapaths, three claims, ~3 min), print the verdicts and
+#               the path of the report
 #   make test   install what the tests need, run the whole suite (unit, static
 #               checks, end-to-end on the netns lab)
 VENV      ?= .venv
@@ -35,7 +36,7 @@ venv-test: $(VENV)/.test
 
 demo: system-deps venv
 	$(CNILAB) doctor
-	$(CNILAB) run $(SPEC) --lab netns --report
+	$(CNILAB) reproduce $(SPEC) --lab netns
 
 test: system-deps-test venv-test
 	$(VENV)/bin/pytest

@@ -261,8 +261,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         Path(args.resume) if args.resume else None, with_report=True,
         argv=["cnilab", *sys.argv[1:]], variant=args.variant, **_cluster_options(args))
     assert report is not None
+    print(verdict_table(outcome.run.path))      # the answer, then where the detail is
     print(f"report: {report}")
-    print(verdict_table(outcome.run.path))
     return _run_status(outcome)
 
 

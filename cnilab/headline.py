@@ -21,9 +21,9 @@ WORDS = {HOLDS: ("holds", "hold"), FAILS: ("does not hold", "do not hold"),
          UNTESTABLE: ("not testable", "not testable")}
 
 
-def tally(verdicts: list[Verdict]) -> str:
+def tally(verdicts: list[str]) -> str:
     """``4 hold, 1 does not hold, 6 inconclusive, 2 not testable`` (verdicts present)."""
-    counts = Counter(v.verdict for v in verdicts)
+    counts = Counter(verdicts)
     return ", ".join(f"{counts[v]} {WORDS[v][0] if counts[v] == 1 else WORDS[v][1]}"
                      for v in ORDER if counts[v])
 

@@ -167,7 +167,7 @@ def write_report(run_path: Path) -> Path:
               "planned": data.state.get("planned", len(data.records))}
     skipped = data.state.get("skipped_modes")
     context = {
-        "tally": headline.tally(data.verdicts),
+        "tally": headline.tally([v.verdict for v in data.verdicts]),
         "effects": {v.claim.id: headline.effect_text(headline.deciding_pair(v))
                     for v in data.verdicts},
         "next_step": headline.next_step(data.verdicts, data.manifest, data.records,
@@ -189,9 +189,14 @@ def write_report(run_path: Path) -> Path:
 
 
 def verdict_table(run_path: Path) -> str:
-    """The claims verdicts as plain text for the terminal."""
+    """The claims verdicts as plain text for the terminal: the tally, then one line per
+    claim."""
     rows = json.loads((run_path / "claims.json").read_text(encoding="utf-8"))
     if not rows:
         return "(this spec states no claims)"
     width = max(len(r["verdict"]) for r in rows)
-    return "\n".join(f"{r['id']:>4}  {r['verdict']:<{width}}  {r['text']}" for r in rows)
+    manifest = RunDir.open(run_path).read_manifest()
+    where = " (on the netns lab: an emulation)" if manifest.get("target", {}).get(
+        "emulation") else ""
+    return "\n".join([f"Verdicts: {headline.tally([r['verdict'] for r in rows])}{where}",
+                      *(f"{r['id']:>4}  {r['verdict']:<{width}}  {r['text']}" for r in rows)])

@@ -39,7 +39,7 @@ def main() -> int:
         if proc.returncode not in (0, 1):
             print(proc.stderr[-2000:], file=sys.stderr)
             return proc.returncode
-        run_dir = Path(proc.stdout.splitlines()[0].removeprefix("report: ")).parent
+        run_dir = Path(proc.stdout.splitlines()[-1].removeprefix("report: ")).parent
         records = [json.loads(line) for line in
                    (run_dir / "results.jsonl").read_text().splitlines()]
         measuring = sum(float(r["elapsed_s"]) for r in records)

@@ -36,10 +36,12 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
                timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
-    report = Path(lines[0].removeprefix("report: "))
+    # the tally, one line per claim, and last the report's path
+    assert lines[0].startswith("Verdicts: ") and "an emulation" in lines[0]
+    report = Path(lines[-1].removeprefix("report: "))
     run_dir = report.parent
     assert run_dir.name.endswith("-study-mini-quick")
-    verdict_lines = {line.split()[0]: line for line in lines[1:]}
+    verdict_lines = {line.split()[0]: line for line in lines[1:-1]}
     assert set(verdict_lines) == {"T1", "T2", "T3", "T4", "T5"}
 
     claims = {c["id"]: c for c in json.loads((run_dir / "claims.json").read_text())}
