@@ -5,6 +5,7 @@ as experiments/lanman2020.yaml, then the HTML report in headless Chromium, then
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -85,7 +86,11 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
 
     proc = cli("bundle", str(run_dir))
     assert proc.returncode == 0, proc.stderr
-    bundle = Path(proc.stdout.strip())
+    path_line, size_line = proc.stdout.strip().splitlines()
+    bundle = Path(path_line)
+    assert size_line == (f"{bundle.stat().st_size} bytes "
+                         f"({bundle.stat().st_size / (1 << 20):.1f} MiB), sha256 "
+                         f"{hashlib.sha256(bundle.read_bytes()).hexdigest()}")
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
     run_id = run_dir.name
