@@ -38,9 +38,7 @@ class RunEntry:
                 skip = True
                 continue
             argv.append(word)
-        if argv[:2] == ["cnilab", "reproduce"]:
-            return " ".join([*argv, "--resume", str(self.path)])
-        if argv[:2] == ["cnilab", "run"]:
+        if argv[:2] in (["cnilab", "reproduce"], ["cnilab", "run"]):
             return " ".join([*argv, "--resume", str(self.path)])
         return f"cnilab run SPEC --resume {self.path}"
 
