@@ -27,6 +27,7 @@ import ansible_runner
 
 from cnilab import paths
 from cnilab.errors import CnilabError, Interrupted
+from cnilab.progress import Display, PlaybookTimings, clock
 
 
 @dataclass
@@ -84,50 +85,77 @@ class PlaybookFailed(CnilabError):
 
 
 class Progress:
-    """Live progress: an updating line on a terminal, plain lines otherwise."""
+    """A playbook's progress. On a terminal: the current task on one line under the run's
+    bar (task k of about N and the time left, both from the last run of the playbook on
+    the same inventory); otherwise plain lines, the same information on each task line.
+    Every line goes through the command's ``Display``, so nothing is drawn over another."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.quiet = quiet
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False,
+                 display: Display | None = None,
+                 timings: PlaybookTimings | None = None) -> None:
+        self.display = display or Display(stream, quiet)
+        self._own_display = display is None
+        self.quiet = quiet or self.display.quiet
+        self.tty = self.display.tty
+        self.timings = timings or PlaybookTimings(paths.timings_file())
         self.counts: dict[str, int] = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
-        self._line_open = False
+        self._playbook = ""
+        self._started = 0.0
+        self._tasks = 0
+        self._last: tuple[int, float] | None = None
+
+    def begin(self, playbook: str, where: str) -> None:
+        self._playbook, self._where = playbook, where
+        self._started = time.monotonic()
+        self._tasks = 0
+        self._last = self.timings.last(playbook, where)
+
+    def finish(self, ok: bool) -> None:
+        """Remember a successful run's tasks and time for the next one's estimate."""
+        if ok and self._playbook and self._tasks:
+            self.timings.remember(self._playbook, self._where, self._tasks,
+                                  time.monotonic() - self._started)
+
+    def _where_we_are(self) -> str:
+        if self._last is None:
+            return f"task {self._tasks}"
+        tasks, seconds = self._last
+        left = max(0.0, seconds - (time.monotonic() - self._started))
+        return f"task {self._tasks} of ~{tasks}, ~{clock(left)} left"
 
     def _emit(self, text: str, final: bool = False) -> None:
         if self.quiet:
             return
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text[: 150])
-            if final:
-                self.stream.write("\n")
-            self._line_open = not final
+        if self.tty and not final:
+            self.display.activity(text)
         else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+            self.display.line(text)
 
     def play(self, name: str) -> None:
         self.counts = dict.fromkeys(self.counts, 0)
         self._emit(f"PLAY {name}", final=True)
 
     def task(self, name: str) -> None:
+        self._tasks += 1
         c = self.counts
-        self._emit(f"  TASK {name}  [ok={c['ok']} changed={c['changed']} failed={c['failed']}]",
-                   final=not self.tty)
+        self._emit(f"  TASK {name}  [{self._where_we_are()}; ok={c['ok']} "
+                   f"changed={c['changed']} failed={c['failed']}]")
 
     def host_result(self, host: str, outcome: str, task: str) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         if not self.tty and outcome in ("changed", "failed"):
-            self._emit(f"    {host}: {outcome}")
+            self._emit(f"    {host}: {outcome}", final=True)
         elif self.tty:
             c = self.counts
-            self._emit(f"  TASK {task}  [ok={c['ok']} changed={c['changed']} "
-                       f"failed={c['failed']}]")
+            self._emit(f"  TASK {task}  [{self._where_we_are()}; ok={c['ok']} "
+                       f"changed={c['changed']} failed={c['failed']}]")
 
     def close(self) -> None:
-        if self._line_open and not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._line_open = False
+        """The playbook's line comes down; a display of its own goes with it."""
+        if self._own_display:
+            self.display.close()
+        else:
+            self.display.activity_done()
 
 
 CANCELLING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -190,6 +218,11 @@ def run_playbook(
     private_data_dir = private_data_dir.resolve()
     private_data_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress()
+    # a playbook's work depends on its inventory and the desired state it is asked for
+    # (up or down): the time of its last run with both the same is the estimate
+    states = sorted(f"{k}={v}" for k, v in (extravars or {}).items() if k.endswith("_state"))
+    progress.begin(playbook, ",".join([Path(inventory).name if inventory else "local",
+                                       *states]))
     failures: list[TaskFailure] = []
     stats: dict[str, dict[str, int]] = {}
     current_task = {"name": ""}
@@ -233,7 +266,11 @@ def run_playbook(
     # ~/.ansible/tmp; on this machine (the lab's local connection) so do the "remote" ones
     scratch = private_data_dir / "tmp"
     local_only = inventory is None
+    # and so do the directories a module's AnsiballZ wrapper unpacks itself into (Python's
+    # tempfile, /tmp by default): a killed module cannot remove its own
+    (scratch / "modules").mkdir(parents=True, exist_ok=True)
     envvars = {
+        "TMPDIR": str(scratch / "modules"),
         "ANSIBLE_LOCAL_TEMP": str(scratch / "local"),
         **({"ANSIBLE_REMOTE_TEMP": str(scratch / "remote")} if local_only else {}),
         "ANSIBLE_CONFIG": str(paths.ansible_cfg()),
@@ -266,6 +303,7 @@ def run_playbook(
         )
         thread.join()
     shutil.rmtree(scratch, ignore_errors=True)
+    progress.finish(runner.status == "successful" and not interrupt.requested)
     progress.close()
     artifact_dir = Path(runner.config.artifact_dir)
     _scrub_artifacts(artifact_dir)

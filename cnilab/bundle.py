@@ -1,8 +1,11 @@
 """Artifact bundles: a run directory an evaluator can check without trusting us.
 
 ``bundle`` packs the run directory with its report into a ``.tar.gz`` with a
-``SHA256SUMS`` file and a README that maps every claim to its figure and to the
-command that reproduces it. ``verify`` checks the checksums, then re-derives
+``SHA256SUMS`` file and a README for an artifact evaluation committee: the commit, the
+requirements, how long the run and its variants take, and every claim with its verdict
+and the figure that shows it. Ansible's per-event JSON files (hundreds per study, each
+a few KB) stay out unless asked for: the bundle keeps each playbook's output, status and
+the events of the tasks that failed. ``verify`` checks the checksums, then re-derives
 every stored metric that comes from a tool's output by re-parsing the raw files
 (the same parsers the engine used), recomputes the per-cell statistics from the
 re-parsed values, and compares them with the bundled ``summary.csv``.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -32,10 +36,13 @@ from cnilab.bench.parsers import iperf3 as iperf3_parser
 from cnilab.bench.parsers import kubelet as kubelet_parser
 from cnilab.bench.parsers import netperf as netperf_parser
 from cnilab.bench.parsers import startup as startup_parser
-from cnilab.errors import InputError
+from cnilab.errors import InputError, SpecError
+from cnilab.estimate import estimate, overhead_s, wall_s
 from cnilab.figures import figure_for_claim
-from cnilab.report import load, markdown_env, write_report
+from cnilab.headline import base_command, tally
+from cnilab.report import ReportData, load, markdown_env, write_report
 from cnilab.rundir import RunDir
+from cnilab.spec import VARIANTS, load_spec_text
 from cnilab.summary import summarize_cells, summary_csv
 
 SUMS = "SHA256SUMS"
@@ -57,30 +64,85 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# the ansible-runner events kept without --ansible-events: those of a task that failed
+FAILED_EVENTS = {"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed"}
+
+
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (SUMS, README))
 
 
-def bundle(run_path: Path, out: Path | None = None) -> Path:
-    """Write ``<run-id>.tar.gz`` (next to the run directory unless ``out``)."""
-    run = RunDir.open(run_path)
-    if not (run.path / "report.html").is_file() or not (run.path / "claims.json").is_file():
-        write_report(run.path)
-    data = load(run.path)
-    sums = "".join(f"{_sha256(p)}  {p.relative_to(run.path).as_posix()}\n"
-                   for p in _files(run.path))
+def _failed_event(path: Path) -> bool:
+    try:
+        event = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True                          # unreadable: keep it, it may tell why
+    return isinstance(event, dict) and event.get("event") in FAILED_EVENTS
+
+
+def bundled_files(root: Path, ansible_events: bool = False) -> list[Path]:
+    """The files of a run directory that go into its bundle."""
+    return [p for p in _files(root) if ansible_events or p.parent.name != "job_events"
+            or _failed_event(p)]
+
+
+def _variant_estimates(data: ReportData) -> list[tuple[str, str]]:
+    """(command, time) of the full spec and each variant, at this run's overhead."""
+    spec_info = data.manifest["spec"]
+    overhead = overhead_s(data.manifest, data.state, data.records)
+    out = []
+    for variant in ("", *VARIANTS):
+        try:
+            spec = load_spec_text(spec_info["text"], spec_info["path"], variant)
+        except SpecError:
+            continue                         # a variant this spec does not offer
+        command = " ".join(base_command([str(a) for a in data.manifest.get("command", [])])
+                           + ([f"--{variant}"] if variant else []))
+        out.append((command, estimate(spec, overhead).text()))
+    return out
+
+
+def _panel(claim: Any) -> str:
+    """Where in its figure a claim's numbers are: the placements and the modes."""
+    placements = claim.get("placements") or [claim.get("placement")]
+    modes = [*(claim.get("better") or []), *(claim.get("than") or []),
+             *([claim.get("candidate")] if claim.get("candidate") else []),
+             *(claim.get("among") or claim.get("modes") or [])]
+    where = ", ".join(str(p) for p in placements if p and p != "node")
+    listed = ", ".join(dict.fromkeys(str(m) for m in modes))
+    return f"{where}: {listed}" if where else listed
+
+
+def _readme(data: ReportData, run: RunDir, files: list[Path], left_out: int) -> str:
     figures = {p.stem for p in (run.path / "figures").glob("*.png")}
-    readme = markdown_env().get_template("bundle-readme.md.j2").render(
-        manifest=data.manifest, verdicts=data.verdicts, command=" ".join(
-            data.manifest.get("command", [])),
+    wall = wall_s(data.manifest, data.state)
+    return markdown_env().get_template("bundle-readme.md.j2").render(
+        manifest=data.manifest, state=data.state, verdicts=data.verdicts,
+        command=" ".join(data.manifest.get("command", [])), files=len(files),
+        left_out=left_out, wall_min=None if wall is None else wall / 60,
+        variants=_variant_estimates(data),
+        tally=tally([v.verdict for v in data.verdicts]),
+        panel_of={v.claim.id: _panel(v.claim) for v in data.verdicts},
         figure_of={v.claim.id: name for v in data.verdicts
                    if (name := figure_for_claim(
                        v.claim.get("suite"), v.claim.get("metric"),
                        v.claim.get("sweep") or v.claim.get("at_max"))) in figures})
+
+
+def bundle(run_path: Path, out: Path | None = None, ansible_events: bool = False) -> Path:
+    """Write ``<run-id>.tar.gz`` (next to the run directory unless ``out``); with
+    ``ansible_events`` every Ansible event file too, not only the failed tasks' ones."""
+    run = RunDir.open(run_path)
+    if not (run.path / "report.html").is_file() or not (run.path / "claims.json").is_file():
+        write_report(run.path)
+    data = load(run.path)
+    files = bundled_files(run.path, ansible_events)
+    sums = "".join(f"{_sha256(p)}  {p.relative_to(run.path).as_posix()}\n" for p in files)
+    readme = _readme(data, run, files, len(_files(run.path)) - len(files))
     target = out or run.path.parent / f"{run.run_id}.tar.gz"
     tmp = target.with_name(f".{target.name}.tmp")
     with tarfile.open(tmp, "w:gz") as tar:
-        for path in _files(run.path):
+        for path in files:
             tar.add(path, arcname=f"{run.run_id}/{path.relative_to(run.path).as_posix()}")
         for name, text in ((SUMS, sums), (README, readme)):
             blob = text.encode("utf-8")

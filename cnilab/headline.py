@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnilab.claims import DECIDED, EQUAL, FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, Verdict
+from cnilab.estimate import estimate, overhead_s
 from cnilab.figures import figure_for_claim
 
 ORDER = (HOLDS, FAILS, EQUAL, INCONCLUSIVE, UNTESTABLE)
@@ -70,15 +71,26 @@ class NextStep:
         return f" ({when} on this machine, from this run's timings)"
 
 
-def _overhead_s(records: list[dict[str, Any]]) -> float:
-    """Seconds per measurement beyond the test's own duration, as this run spent them."""
-    spent = [float(r["elapsed_s"]) - float(r.get("params", {}).get("duration_s", 0) or 0)
-             for r in records if isinstance(r.get("elapsed_s"), int | float)]
-    return max(0.0, sum(spent) / len(spent)) if spent else 1.0
+def base_command(argv: list[str]) -> list[str]:
+    """A run's command line without its variant flag and its overrides of repetitions
+    and duration, for naming another variant (which sets both itself)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--quick", "--standard"):
+            continue
+        elif arg in ("--repetitions", "--duration"):
+            skip = True
+        elif not arg.startswith(("--repetitions=", "--duration=")):
+            out.append(arg)
+    return out or ["cnilab", "run"]
 
 
 def next_step(verdicts: list[Verdict], manifest: dict[str, Any],
-              records: list[dict[str, Any]], skipped: set[str] | None = None) -> NextStep | None:
+              records: list[dict[str, Any]], skipped: set[str] | None = None,
+              state: dict[str, Any] | None = None) -> NextStep | None:
     """For a run with inconclusive claims: the next larger variant of its spec (quick ->
     standard -> the full study), or more rounds of the same one. ``skipped``: modes this
     target could not build (left out of the estimate)."""
@@ -89,7 +101,7 @@ def next_step(verdicts: list[Verdict], manifest: dict[str, Any],
     spec_info = manifest["spec"]
     variant = recorded_variant(spec_info)
     argv = [str(a) for a in manifest.get("command", [])]
-    base = [a for a in argv if a not in ("--quick", "--standard")] or ["cnilab", "run"]
+    base = base_command(argv)
     ladder = {"quick": ("standard", "--standard"), "standard": ("", "")}
     if variant in ladder:
         bigger, flag = ladder[variant]
@@ -103,14 +115,9 @@ def next_step(verdicts: list[Verdict], manifest: dict[str, Any],
         return NextStep(f"raise repetitions.max in {spec_info['path']} for more rounds of "
                         "the undecided claims, then resume",
                         f"cnilab run {spec_info['path']} --resume RUN_DIR")
-    overhead = _overhead_s(records)
-    # every cell its minimum repetitions and warm-ups (the claims may ask for more rounds,
-    # up to the cap, for their own cells only)
-    low = sum((float(c.params_dict().get("duration_s", 0) or 0) + overhead)
-              * (spec.repetitions + spec.warmup) for c in spec.cells()
-              if c.mode_key not in (skipped or set()))
-    high = low * spec.repetition_cap / spec.repetitions if spec.sequential else low
-    return NextStep(why, command, low / 60, high / 60)
+    skipped = skipped or set()
+    spent = estimate(spec, overhead_s(manifest, state or {}, records), skipped)
+    return NextStep(why, command, spent.minutes_low, spent.minutes_high)
 
 
 def headline_figure(verdicts: list[Verdict]) -> str | None:

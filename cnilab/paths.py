@@ -41,3 +41,11 @@ def cni_plugin_dir() -> Path:
 
 def default_runs_dir() -> Path:
     return Path(os.environ.get("CNILAB_RUNS_DIR", str(project_root() / "runs")))
+
+
+def timings_file() -> Path:
+    """How long each playbook took last time (cnilab.progress.PlaybookTimings): the source
+    of a playbook's time left. Kept per user, across runs."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(os.environ.get("CNILAB_TIMINGS", str(Path(state) / "cnilab" /
+                                                     "playbook-timings.json")))

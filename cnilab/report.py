@@ -21,10 +21,10 @@ from cnilab import headline
 from cnilab.claims import Verdict, evaluate
 from cnilab.decisions import Design
 from cnilab.errors import InputError
-from cnilab.figures import Figure, draw_all
+from cnilab.figures import Figure, draw_all, mode_groups
 from cnilab.reference import Comparison, compare
 from cnilab.rundir import RunDir, atomic_write_text
-from cnilab.spec import load_spec_text, recorded_variant
+from cnilab.spec import spec_of_record
 from cnilab.summary import CellSummary, summarize_cells, summary_csv
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -51,8 +51,7 @@ def load(run_path: Path) -> ReportData:
     if not records:
         raise InputError(f"{run.results_path}: no measurements recorded yet")
     cells = summarize_cells(records)
-    spec_info = manifest["spec"]
-    spec = load_spec_text(spec_info["text"], spec_info["path"], recorded_variant(spec_info))
+    spec = spec_of_record(manifest["spec"])
     state = run.read_state()
     given = state.get("unmeasured_suites")
     unmeasured = ({str(k): str(v) for k, v in given.items()} if isinstance(given, dict)
@@ -156,7 +155,8 @@ def write_report(run_path: Path) -> Path:
     data = load(run_path)
     run = RunDir.open(run_path)
     emulation = bool(data.manifest["target"]["emulation"])
-    figures: list[Figure] = draw_all(data.cells, emulation, run.path / FIGURES_DIR)
+    figures: list[Figure] = draw_all(data.cells, emulation, run.path / FIGURES_DIR,
+                                     mode_groups(data.manifest.get("modes") or {}))
     atomic_write_text(run.path / "summary.csv", summary_csv(data.cells))
     atomic_write_text(run.path / "claims.json",
                       json.dumps(verdicts_record(data.verdicts, data.design), indent=2) + "\n")
@@ -171,7 +171,8 @@ def write_report(run_path: Path) -> Path:
         "effects": {v.claim.id: headline.effect_text(headline.deciding_pair(v))
                     for v in data.verdicts},
         "next_step": headline.next_step(data.verdicts, data.manifest, data.records,
-                                        set(skipped) if isinstance(skipped, dict) else set()),
+                                        set(skipped) if isinstance(skipped, dict) else set(),
+                                        data.state),
         "headline_figure": headline.headline_figure(data.verdicts),
         "pivots": pivots(data.cells),
         "manifest": data.manifest, "cells": data.cells, "verdicts": data.verdicts,

@@ -11,16 +11,17 @@ import dataclasses
 import hashlib
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cnilab.bench import sweeps
 from cnilab.bench.placements import PLACEMENTS
-from cnilab.bench.suites import NODE_KINDS, STARTUP_PLACEMENT, SUITES
+from cnilab.bench.suites import NODE_KINDS, STARTUP_PLACEMENT, SUITES, Suite
 from cnilab.claims import Claim, parse_claims
 from cnilab.decisions import Design
-from cnilab.errors import SpecError
+from cnilab.errors import InputError, SpecError
 from cnilab.modes import catalog, mode_key
 from cnilab.network import HOSTS_RANGE, PODS_PER_HOST_RANGE
 from cnilab.reference import PaperValue, parse_paper_values
@@ -136,6 +137,8 @@ class Spec:
     variant: str = ""                # "", or the spec variant applied (quick, standard)
     # what the paper reports, as comparisons between modes (cnilab/reference.py)
     paper_values: tuple[PaperValue, ...] = ()
+    # the command line's --repetitions / --duration, recorded with the run
+    overrides: tuple[tuple[str, int], ...] = ()
 
     @property
     def quick(self) -> bool:
@@ -230,19 +233,18 @@ class _Validator:
         return value
 
 
-def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
-    """Validate parsed YAML and build a Spec; raises SpecError at the first problem."""
-    v = _Validator(path)
-    if not isinstance(data, PosDict):
-        raise SpecError(path, line_of(data) or 1, "a spec must be a YAML mapping")
-    top = v.mapping(data, data, None, "spec", TOP_KEYS,
-                    {"name", "matrix", "placements", "tests", "repetitions"})
-    name = v.string(top["name"], top, "name", "name")
-    if not NAME_RE.match(name):
-        raise v.fail(top, "name", "'name' must be lowercase letters, digits, '-' or '_' "
-                     f"(max 63), got '{name}'")
-    description = v.string(top.get("description", ""), top, "description", "description")
+def _on_off(v: _Validator, item: PosDict, key: str, where: str) -> bool:
+    """A matrix entry's ``on``/``off`` switch (YAML 1.1 reads a bare on/off as a boolean;
+    both spellings are accepted)."""
+    raw = item[key]
+    words = {True: True, False: False, "on": True, "off": False}
+    if not isinstance(raw, bool | str) or raw not in words:
+        raise v.fail(item, key, f"'{where}.{key}' must be on or off, got {raw!r}")
+    return words[raw]
 
+
+def _parse_lab(v: _Validator, top: PosDict) -> tuple[int, int]:
+    """``lab: {hosts, pods_per_host}``: the topology the netns lab builds."""
     hosts, pods = 2, 2
     if "lab" in top:
         lab = v.mapping(top["lab"], top, "lab", "lab", LAB_KEYS, set())
@@ -251,7 +253,11 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
         if "pods_per_host" in lab:
             pods = v.integer(lab["pods_per_host"], lab, "pods_per_host", "lab.pods_per_host",
                              *PODS_PER_HOST_RANGE)
+    return hosts, pods
 
+
+def _parse_matrix(v: _Validator, top: PosDict) -> list[ModeRef]:
+    """``matrix``: the modes compared, each a plugin, a mode of it and its switches."""
     table = catalog()
     matrix: list[ModeRef] = []
     entries = v.sequence(top["matrix"], top, "matrix", "matrix")
@@ -260,34 +266,23 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
         item = v.mapping(entry, entries, i, where, MATRIX_KEYS, {"cni", "mode"})
         cni = v.string(item["cni"], item, "cni", f"{where}.cni", sorted(table))
         mode = v.string(item["mode"], item, "mode", f"{where}.mode", sorted(table[cni]))
-        policy = False
-        if "policy" in item:
-            # YAML 1.1 reads a bare on/off as a boolean; accept both spellings.
-            raw = item["policy"]
-            words = {True: True, False: False, "on": True, "off": False}
-            if not isinstance(raw, bool | str) or raw not in words:
-                raise v.fail(item, "policy", f"'{where}.policy' must be on or off, got {raw!r}")
-            policy = words[raw]
-            allowed = table[cni][mode].policy_options
-            if policy not in allowed:
-                raise v.fail(item, "policy", f"'{where}.policy': {cni}/{mode} supports only "
-                             f"policy {', '.join('on' if p else 'off' for p in allowed)}")
-        offload = True
-        if "offload" in item:
-            raw = item["offload"]
-            words = {True: True, False: False, "on": True, "off": False}
-            if not isinstance(raw, bool | str) or raw not in words:
-                raise v.fail(item, "offload", f"'{where}.offload' must be on or off, "
-                             f"got {raw!r}")
-            offload = words[raw]
-            if offload not in table[cni][mode].offload_options:
-                raise v.fail(item, "offload", f"'{where}.offload': {cni}/{mode} sends no "
-                             "UDP tunnel packets, so it has no tunnel offload to switch off")
+        policy = _on_off(v, item, "policy", where) if "policy" in item else False
+        allowed = table[cni][mode].policy_options
+        if "policy" in item and policy not in allowed:
+            raise v.fail(item, "policy", f"'{where}.policy': {cni}/{mode} supports only "
+                         f"policy {', '.join('on' if p else 'off' for p in allowed)}")
+        offload = _on_off(v, item, "offload", where) if "offload" in item else True
+        if offload not in table[cni][mode].offload_options:
+            raise v.fail(item, "offload", f"'{where}.offload': {cni}/{mode} sends no "
+                         "UDP tunnel packets, so it has no tunnel offload to switch off")
         ref = ModeRef(cni, mode, policy, offload)
         if ref in matrix:
             raise v.fail(item, None, f"{where}: {ref.key} is listed twice")
         matrix.append(ref)
+    return matrix
 
+
+def _parse_placements(v: _Validator, top: PosDict) -> list[str]:
     placements: list[str] = []
     plist = v.sequence(top["placements"], top, "placements", "placements")
     for i, value in enumerate(plist):
@@ -295,7 +290,50 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
         if placement in placements:
             raise v.fail(plist, i, f"placements[{i}]: '{placement}' is listed twice")
         placements.append(placement)
+    return placements
 
+
+def _checked_values(v: _Validator, given: PosDict, key: str, where: str,
+                    check: Callable[[Any], str | None]) -> Any:
+    """A parameter's value or list of values, each checked; a list stays a list."""
+    value = given[key]
+    if isinstance(value, list) and not value:
+        raise v.fail(given, key, f"{where}: empty list")
+    for one in value if isinstance(value, list) else [value]:
+        problem = check(one)
+        if problem:
+            raise v.fail(given, key, f"{where} {problem}")
+    return list(value) if isinstance(value, list) else value
+
+
+def _parse_sweep(v: _Validator, item: PosDict, where: str, suite: Suite,
+                 test_placements: list[str], pods: int) -> dict[str, Any]:
+    """A test's ``sweep``: the conditions it is measured under, resolved."""
+    if suite.kind in NODE_KINDS:
+        raise v.fail(item, "sweep", f"{where}.sweep: {suite.name} takes no sweep "
+                     "(it measures the nodes, not traffic)")
+    given = v.mapping(item["sweep"], item, "sweep", f"{where}.sweep",
+                      set(sweeps.SWEEP_PARAMS), set())
+    sweep: dict[str, Any] = {}
+    for sname in given:
+        main = sweeps.MODIFIERS.get(sname)
+        if main is not None and main not in given:
+            raise v.fail(given, sname, f"{where}.sweep.{sname} needs {main} in the same "
+                         "sweep")
+        sweep[sname] = _checked_values(v, given, sname, f"{where}.sweep.{sname}",
+                                       sweeps.SWEEP_PARAMS[sname].check)
+    if "background_flows" in sweep and "intra-host" in test_placements \
+            and pods < BACKGROUND_MIN_PODS_INTRA:
+        raise v.fail(given, "background_flows",
+                     f"{where}.sweep.background_flows at intra-host needs "
+                     f"lab.pods_per_host >= {BACKGROUND_MIN_PODS_INTRA} (the background "
+                     f"pair is a second pod pair on the same host), got {pods}")
+    return sweeps.resolve(sweep)
+
+
+def _parse_tests(v: _Validator, top: PosDict, placements: list[str],
+                 pods: int) -> list[TestSpec]:
+    """``tests``: each a suite, its parameters, its own placements and its sweep."""
     tests: list[TestSpec] = []
     tlist = v.sequence(top["tests"], top, "tests", "tests")
     for i, entry in enumerate(tlist):
@@ -307,65 +345,56 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
         if "params" in item:
             given = v.mapping(item["params"], item, "params", f"{where}.params",
                               set(suite.params), set())
-            for pname, value in given.items():
-                pspec = suite.params[pname]
-                values = value if isinstance(value, list) else [value]
-                if isinstance(value, list) and not value:
-                    raise v.fail(given, pname, f"{where}.params.{pname}: empty list")
-                for one in values:
-                    problem = pspec.check(one)
-                    if problem:
-                        raise v.fail(given, pname, f"{where}.params.{pname} {problem}")
-                params[pname] = list(value) if isinstance(value, list) else value
+            for pname in given:
+                params[pname] = _checked_values(v, given, pname, f"{where}.params.{pname}",
+                                                 suite.params[pname].check)
         test_placements: list[str] = []
         if "placements" in item:
             tp = v.sequence(item["placements"], item, "placements", f"{where}.placements")
             for j, value in enumerate(tp):
                 test_placements.append(v.string(value, tp, j, f"{where}.placements[{j}]",
                                                  placements))
-        sweep: dict[str, Any] = {}
-        if "sweep" in item:
-            if suite.kind in NODE_KINDS:
-                raise v.fail(item, "sweep", f"{where}.sweep: {suite_name} takes no sweep "
-                             "(it measures the nodes, not traffic)")
-            given = v.mapping(item["sweep"], item, "sweep", f"{where}.sweep",
-                              set(sweeps.SWEEP_PARAMS), set())
-            for sname, value in given.items():
-                main = sweeps.MODIFIERS.get(sname)
-                if main is not None and main not in given:
-                    raise v.fail(given, sname, f"{where}.sweep.{sname} needs {main} in the "
-                                 "same sweep")
-                values = value if isinstance(value, list) else [value]
-                if isinstance(value, list) and not value:
-                    raise v.fail(given, sname, f"{where}.sweep.{sname}: empty list")
-                for one in values:
-                    problem = sweeps.SWEEP_PARAMS[sname].check(one)
-                    if problem:
-                        raise v.fail(given, sname, f"{where}.sweep.{sname} {problem}")
-                sweep[sname] = list(value) if isinstance(value, list) else value
-            if "background_flows" in sweep and "intra-host" in (test_placements or placements) \
-                    and pods < BACKGROUND_MIN_PODS_INTRA:
-                raise v.fail(given, "background_flows",
-                             f"{where}.sweep.background_flows at intra-host needs "
-                             f"lab.pods_per_host >= {BACKGROUND_MIN_PODS_INTRA} (the background "
-                             f"pair is a second pod pair on the same host), got {pods}")
-            sweep = sweeps.resolve(sweep)
+        sweep = (_parse_sweep(v, item, where, suite, test_placements or placements, pods)
+                 if "sweep" in item else {})
         tests.append(TestSpec(suite_name, params, sweep, tuple(test_placements)))
+    return tests
 
-    repetitions, max_repetitions, ci_target = _repetitions(v, top, top["repetitions"],
-                                                           "repetitions", "claims" in top)
-    warmup = 1
+
+def _parse_run_options(v: _Validator, top: PosDict) -> dict[str, Any]:
+    """``warmup``, ``cpu_pinning`` and ``interleave``: how the measurements are taken."""
+    options: dict[str, Any] = {}
     if "warmup" in top:
-        warmup = v.integer(top["warmup"], top, "warmup", "warmup", 0, 10)
-    pinning = "auto"
+        options["warmup"] = v.integer(top["warmup"], top, "warmup", "warmup", 0, 10)
     if "cpu_pinning" in top:
         raw = top["cpu_pinning"]
         # YAML 1.1 reads a bare `off` as false.
-        pinning = v.string("off" if raw is False else raw, top, "cpu_pinning", "cpu_pinning",
-                           PINNING)
-    interleave = "within-mode"
+        options["cpu_pinning"] = v.string("off" if raw is False else raw, top, "cpu_pinning",
+                                          "cpu_pinning", PINNING)
     if "interleave" in top:
-        interleave = v.string(top["interleave"], top, "interleave", "interleave", INTERLEAVE)
+        options["interleave"] = v.string(top["interleave"], top, "interleave", "interleave",
+                                         INTERLEAVE)
+    return options
+
+
+def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
+    """Validate parsed YAML and build a Spec; raises SpecError at the first problem. The
+    sections are read in the order a reader meets them, each by its own function."""
+    v = _Validator(path)
+    if not isinstance(data, PosDict):
+        raise SpecError(path, line_of(data) or 1, "a spec must be a YAML mapping")
+    top = v.mapping(data, data, None, "spec", TOP_KEYS,
+                    {"name", "matrix", "placements", "tests", "repetitions"})
+    name = v.string(top["name"], top, "name", "name")
+    if not NAME_RE.match(name):
+        raise v.fail(top, "name", "'name' must be lowercase letters, digits, '-' or '_' "
+                     f"(max 63), got '{name}'")
+    description = v.string(top.get("description", ""), top, "description", "description")
+    hosts, pods = _parse_lab(v, top)
+    matrix = _parse_matrix(v, top)
+    placements = _parse_placements(v, top)
+    tests = _parse_tests(v, top, placements, pods)
+    repetitions, max_repetitions, ci_target = _repetitions(v, top, top["repetitions"],
+                                                           "repetitions", "claims" in top)
     claims: tuple[Claim, ...] = ()
     if "claims" in top:
         claims = parse_claims(top["claims"], top, path, {ref.key for ref in matrix})
@@ -375,13 +404,13 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
     if "paper_values" in top:
         paper_values = parse_paper_values(top["paper_values"], top, path,
                                           {ref.key for ref in matrix}, {c.id for c in claims})
-    spec = Spec(warmup=warmup, cpu_pinning=pinning, interleave=interleave,
-                max_repetitions=max_repetitions, ci_target=ci_target, claims=claims,
+    spec = Spec(max_repetitions=max_repetitions, ci_target=ci_target, claims=claims,
                 decisions=decisions, paper_values=paper_values,
                 path=path, text=text, name=name, description=description, hosts=hosts,
                 pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
                 tests=tuple(tests), repetitions=repetitions,
-                sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+                sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                **_parse_run_options(v, top))
     _check_sequential(v, top, spec, "repetitions")
     chosen = spec
     for name in VARIANTS:     # every variant is validated, whichever is asked for
@@ -544,3 +573,46 @@ def load_spec(path: Path, variant: str = "") -> Spec:
 
 def load_spec_text(text: str, name: str = "<spec>", variant: str = "") -> Spec:
     return parse_spec(load_text(text, name), name, text, variant)
+
+
+def variants_of(path: Path) -> list[str]:
+    """The variants (``quick``, ``standard``) a spec file offers beside its full form."""
+    data, _ = load_file(path)
+    return [v for v in VARIANTS if isinstance(data, dict) and v in data]
+
+
+# what `run` and `reproduce` may override on the command line, and its bounds
+OVERRIDES = {"repetitions": (1, MAX_REPETITIONS, "--repetitions"),
+             "duration_s": (1, 3600, "--duration")}
+
+
+def with_overrides(spec: Spec, overrides: dict[str, int]) -> Spec:
+    """The spec with the command line's ``--repetitions`` (every cell's minimum; claims
+    still get more rounds up to the spec's cap, or up to N if higher) and ``--duration``
+    (every timed test's ``duration_s``), as iperf3 ``-t`` and netperf ``-l`` would."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in given.items():
+        low, high, flag = OVERRIDES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(f"{flag} {value}: must be an integer from {low} to {high}")
+    changes: dict[str, Any] = {"overrides": tuple(sorted(given.items()))}
+    if "repetitions" in given:
+        n = given["repetitions"]
+        changes["repetitions"] = n
+        if spec.adaptive and n >= 2:
+            changes["max_repetitions"] = max(spec.max_repetitions, n)
+        else:      # one repetition cannot be adaptive: no interval to judge after it
+            changes.update(max_repetitions=0, ci_target=None)
+    if "duration_s" in given:
+        changes["tests"] = tuple(
+            dataclasses.replace(t, params={**t.params, "duration_s": given["duration_s"]})
+            if "duration_s" in SUITES[t.suite].params else t for t in spec.tests)
+    return dataclasses.replace(spec, **changes)
+
+
+def spec_of_record(spec_record: dict[str, Any]) -> Spec:
+    """The spec a run ran: its recorded text, variant and command-line overrides."""
+    spec = load_spec_text(spec_record["text"], spec_record["path"],
+                          recorded_variant(spec_record))
+    overrides = spec_record.get("overrides") or {}
+    return with_overrides(spec, dict(overrides)) if overrides else spec

@@ -129,6 +129,7 @@ def test_sigterm_during_a_lab_build_stops_the_playbook_and_leaves_nothing(
         tmp_path: Path, clean_lab: None) -> None:
     home = tmp_path / "home"
     home.mkdir()
+    payloads = set(Path("/tmp").glob("ansible_*_payload_*"))
     build = _cnilab("lab", "up", "--cni", "kube-router", "--mode", "bgp",
                     env={"HOME": str(home)})
     try:
@@ -144,3 +145,63 @@ def test_sigterm_during_a_lab_build_stops_the_playbook_and_leaves_nothing(
     assert not _processes("ansible-playbook") and not _processes("gobgpd")
     assert not any(core.leftovers(None).values())
     assert not list(home.glob(".ansible/tmp/*"))
+    # nor the killed module's unpacked payload
+    assert set(Path("/tmp").glob("ansible_*_payload_*")) <= payloads
+
+
+def test_ctrl_c_on_a_terminal_takes_the_bar_down_before_the_message(
+        clean_lab: None, tmp_path: Path) -> None:
+    """On a terminal the run draws a live bar; Ctrl-C (SIGINT to the foreground process
+    group, as a terminal sends it) ends the run cleanly, and the bar stops before the
+    interruption is reported: nothing is drawn after or over the message."""
+    import pty
+    import re
+
+    spec = tmp_path / "owner.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "runs"
+    leader, follower = pty.openpty()
+    exe = Path(sys.executable).with_name("cnilab")
+    run = subprocess.Popen([str(exe), "run", str(spec), "--lab", "netns", "--out", str(out)],
+                           stdin=follower, stdout=follower, stderr=follower,
+                           start_new_session=True, env={**os.environ, "TERM": "xterm",
+                                                        "COLUMNS": "120"})
+    os.close(follower)
+    seen = bytearray()
+
+    def read_some() -> None:
+        import select
+
+        while select.select([leader], [], [], 0.05)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+    try:
+        def measured_twice() -> bool:
+            read_some()
+            return _records(out) >= 2
+        _wait_for(measured_twice, 120, "two measurements")
+        os.killpg(run.pid, signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while run.poll() is None and time.monotonic() < deadline:
+            read_some()
+        read_some()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        os.close(leader)
+    assert run.returncode == 128 + signal.SIGINT
+    text = seen.decode("utf-8", "replace")
+    assert "\x1b[" in text and "━" in text                # a live bar was drawn
+    message = "cnilab: interrupted (SIGINT)"
+    assert message in text
+    after = text[text.rindex(message) + len(message):]
+    assert not re.sub(r"\x1b\[\?25h|\r|\n", "", after), repr(after)   # at most: cursor back
+    (run_dir,) = out.iterdir()
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "interrupted"
+    assert not any(core.leftovers(None).values())
+    assert not _processes("iperf3")

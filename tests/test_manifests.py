@@ -174,8 +174,9 @@ def test_manifest_command(cli: Any, tmp_path: Path) -> None:
                "--from", str(path))
     assert proc.returncode == 2 and "has no MTU setting" in proc.stderr
     proc = cli("manifest", "--cni", "nope", "--mode", "x", "--from", str(path))
-    assert proc.returncode == 2 and proc.stderr.strip() == "cnilab: --cni nope: real-cluster " \
-        "support exists for calico, cilium, flannel, kube-router, weave"
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "cnilab manifest: argument --cni: invalid choice: 'nope' (choose from 'flannel', "
+        "'calico', 'weave', 'cilium', 'kube-router') (see `cnilab manifest --help`)")
 
 
 def test_manifest_command_weave_policy_off_expects_no_policy_controller(cli: Any) -> None:

@@ -8,11 +8,11 @@ import csv
 import hashlib
 import io
 import json
-import shutil
-import subprocess
+import re
 import tarfile
 from pathlib import Path
 
+import browser
 import pytest
 
 from cnilab.lab import capabilities
@@ -20,15 +20,6 @@ from cnilab.lab import capabilities
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ROOT / "tests" / "data" / "specs" / "study-mini.yaml"
-
-
-def _screenshot(html: Path, out: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium is not installed (scripts/install-system-deps.sh test)")
-    subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--hide-scrollbars", "--window-size=1200,2400", f"--screenshot={out}",
-                    html.as_uri()], capture_output=True, timeout=120, check=True)
 
 
 def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no-untyped-def]
@@ -74,8 +65,20 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
     assert html.index('id="tally"') < html.index('<table id="claims">') < \
         html.index('id="headline-figure"') < html.index('id="emulation-notice"')
     assert "src=\"figures/" not in html   # self-contained
+    # laid out by a real headless Chromium at a laptop's and a phone's width: nothing
+    # wider than the screen, every figure inside it, the first claim on the first screen
+    for width in (1280, 400):
+        page = browser.layout(report, width, 800)
+        assert page["viewport"]["width"] == width
+        assert page["scroll_width"] <= width, (width, page["scroll_width"])
+        assert len(page["images"]) == 7 + 1
+        for img in page["images"]:
+            assert img["left"] >= 0 and img["right"] <= width, (width, img)
+        assert page["tally"]["bottom"] <= page["claims"]["top"]
+        assert page["claims_first_row"]["bottom"] <= 800, (width, page["claims_first_row"])
+        assert page["claims"]["right"] <= width, (width, page["claims"])
     shot = tmp_path / "report.png"
-    _screenshot(report, shot)
+    browser.screenshot(report, shot)
     import matplotlib.image
 
     pixels = matplotlib.image.imread(str(shot))
@@ -93,9 +96,29 @@ def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no
                          f"{hashlib.sha256(bundle.read_bytes()).hexdigest()}")
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
-    run_id = run_dir.name
+        run_id = run_dir.name
+        member = tar.extractfile(f"{run_id}/BUNDLE-README.md")
+        assert member is not None
+        readme = member.read().decode()
     assert f"{run_id}/SHA256SUMS" in names and f"{run_id}/BUNDLE-README.md" in names
     assert f"{run_id}/results.jsonl" in names and f"{run_id}/report.html" in names
+    # Ansible's per-event files stay out (no task failed), each playbook's output stays in
+    events = list(run_dir.glob("ansible/**/job_events/*.json"))
+    assert events and not [n for n in names if "/job_events/" in n]
+    assert any(n.endswith("/stdout") for n in names if "/ansible/" in n)
+    assert f"{len(events)} Ansible per-event JSON files" in readme
+    # the README speaks to a committee: the commit, the requirements, how long each variant
+    # takes (from this run's timings), every claim with its figure
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert f"commit `{manifest['cnilab']['git_commit'] or 'unknown'}`" in readme
+    assert "Debian 12" in readme and "root" in readme
+    assert re.search(r"--quick` \| (about )?\d+ min", readme), readme
+    for claim_id in ("T1", "T2", "T3", "T4", "T5"):
+        assert f"| {claim_id} |" in readme
+    full = tmp_path / "full.tar.gz"
+    assert cli("bundle", str(run_dir), "--output", str(full), "--ansible-events").returncode == 0
+    with tarfile.open(full) as tar:
+        assert len([n for n in tar.getnames() if "/job_events/" in n]) == len(events)
     proc = cli("verify", str(bundle))
     assert proc.returncode == 0, proc.stderr
     assert "verified" in proc.stdout and "summary.csv recomputed identically" in proc.stdout

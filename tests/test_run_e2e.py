@@ -167,6 +167,36 @@ def test_resume_after_sigkill_repeats_nothing(cli, clean_lab: None, tmp_path: Pa
     assert not _iperf3_processes()
 
 
+def test_overrides_are_applied_recorded_and_held_on_resume(  # type: ignore[no-untyped-def]
+        cli, clean_lab: None, tmp_path: Path) -> None:
+    """--repetitions and --duration change what is measured (iperf3 -t), are recorded in
+    the manifest and the report's spec, and a resume must give the same ones."""
+    spec = _write_spec(tmp_path, 3)
+    proc = cli("run", str(spec), "--lab", "netns", "--out", str(tmp_path / "runs"),
+               "--repetitions", "1", "--duration", "2", "--report")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[0])
+    records = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 5 and {r["repetition"] for r in records} == {1}   # 5 placements
+    for record in records:
+        assert record["params"]["duration_s"] == 2
+        client = record["commands"]["client"]
+        assert client[client.index("--time") + 1] == "2"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["spec"]["overrides"] == {"duration_s": 2, "repetitions": 1}
+    assert "repetitions: 3" in manifest["spec"]["text"]      # the file as it was
+    assert "duration_s=2" in (run_dir / "summary.csv").read_text()
+    other = cli("run", str(spec), "--lab", "netns", "--resume", str(run_dir),
+                "--duration", "3")
+    assert other.returncode == 2 and other.stderr.strip() == (
+        f"cnilab: {run_dir} was started with --duration 2 --repetitions 1; resume it with "
+        "the same, not --duration 3")
+    same = cli("run", str(spec), "--lab", "netns", "--resume", str(run_dir),
+               "--repetitions", "1", "--duration", "2")
+    assert same.returncode == 0, same.stderr
+    assert len((run_dir / "results.jsonl").read_text().splitlines()) == 5
+
+
 def test_resume_with_other_spec_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = RunDir.create(tmp_path, "r")
     run.write_manifest({"spec": {"sha256": "0" * 64}})

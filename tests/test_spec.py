@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cnilab.errors import SpecError
-from cnilab.spec import expand_params, load_spec, load_spec_text
+from cnilab.errors import InputError, SpecError
+from cnilab.spec import expand_params, load_spec, load_spec_text, spec_of_record, with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -262,3 +262,36 @@ def test_a_variant_keeps_a_subset_of_the_placements() -> None:
     with pytest.raises(SpecError) as err:
         load_spec_text(GOOD + "quick:\n  placements: [service]\n", "v.yaml", "quick")
     assert ":13: quick.placements[0]: 'service' is not a placement of the spec" in str(err.value)
+
+
+def test_overrides_set_repetitions_and_every_timed_test_duration() -> None:
+    study = load_spec(ROOT / "experiments" / "lanman2020.yaml", "standard")
+    assert study.sequential
+    more = with_overrides(study, {"repetitions": 5, "duration_s": None})
+    assert more.repetitions == 5 and more.repetition_cap == max(study.repetition_cap, 5)
+    assert more.sequential and more.overrides == (("repetitions", 5),)
+    one = with_overrides(study, {"repetitions": 1})
+    assert one.repetitions == 1 and not one.adaptive     # one repetition: nothing to judge
+    short = with_overrides(study, {"duration_s": 7})
+    from cnilab.bench.suites import SUITES
+
+    timed = [t for t in short.tests if "duration_s" in SUITES[t.suite].params]
+    assert timed and all(t.params["duration_s"] == 7 for t in timed)
+    assert all("duration_s" not in t.params for t in short.tests if t not in timed)
+    assert short.sha256 == study.sha256                 # the file is the same file
+    with pytest.raises(InputError, match=r"^--duration 0: must be an integer from 1 to 3600$"):
+        with_overrides(study, {"duration_s": 0})
+    with pytest.raises(InputError, match=r"^--repetitions 1001: "):
+        with_overrides(study, {"repetitions": 1001})
+
+
+def test_spec_of_record_applies_the_recorded_variant_and_overrides() -> None:
+    path = ROOT / "experiments" / "lanman2020.yaml"
+    text = path.read_text(encoding="utf-8")
+    record = {"text": text, "path": str(path), "variant": "quick",
+              "overrides": {"repetitions": 4, "duration_s": 2}}
+    spec = spec_of_record(record)
+    assert spec.variant == "quick" and spec.repetitions == 4
+    assert dict(spec.overrides) == {"repetitions": 4, "duration_s": 2}
+    plain = spec_of_record({**record, "overrides": {}})
+    assert plain.repetitions == load_spec(path, "quick").repetitions

@@ -202,7 +202,7 @@ def test_chameleon_problems_are_named() -> None:
 def test_inventory_commands_write_a_checked_inventory(tmp_path: Path, cli: Any) -> None:
     out = tmp_path / "cl.yml"
     proc = cli("inventory", "cloudlab", str(DATA / "cloudlab-manifest.xml"), "--user", "alice",
-               "--out", str(out))
+               "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "node0        control_plane  node_ip 10.10.1.1       via " \
         "alice@c220g5-110401.wisc.cloudlab.us" in proc.stdout
@@ -210,20 +210,20 @@ def test_inventory_commands_write_a_checked_inventory(tmp_path: Path, cli: Any) 
     assert cli("inventory", "check", str(out)).returncode == 0
     out2 = tmp_path / "ch.yml"
     proc = cli("inventory", "chameleon", str(DATA / "chameleon-servers-sdk.json"),
-               "--network", "cnilab-lan", "--out", str(out2))
+               "--network", "cnilab-lan", "--output", str(out2))
     assert proc.returncode == 0, proc.stderr
     assert "cnilab-w2    workers        node_ip 192.168.100.13  via cc@129.114.109.23" in \
         proc.stdout
     # bad input: one line, exit 2, nothing written
     bad = tmp_path / "bad.yml"
-    proc = cli("inventory", "cloudlab", str(DATA / "cloudlab-manifest.xml"), "--out", str(bad))
+    proc = cli("inventory", "cloudlab", str(DATA / "cloudlab-manifest.xml"), "--output", str(bad))
     assert proc.returncode == 2 and not bad.exists()
     assert proc.stderr.strip().endswith("has logins for alice, bob; pass --user NAME")
-    proc = cli("inventory", "chameleon", str(DATA / "cloudlab-manifest.xml"), "--out", str(bad))
+    proc = cli("inventory", "chameleon", str(DATA / "cloudlab-manifest.xml"), "--output", str(bad))
     assert proc.returncode == 2 and not bad.exists()
     assert "not JSON" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = cli("inventory", "cloudlab", str(DATA / "cloudlab-manifest.xml"), "--lan", "10.10",
-               "--out", str(bad))
+               "--output", str(bad))
     assert proc.returncode == 2 and "--lan 10.10: not a CIDR" in proc.stderr
 
 
@@ -272,7 +272,7 @@ def test_a_generated_inventory_error_names_the_users_file(tmp_path: Path, cli: A
     source.write_text(json.dumps([*data, clone]))
     out = tmp_path / "hosts.yml"
     proc = cli("inventory", "chameleon", str(source), "--network", "cnilab-lan",
-               "--prefix", "cnilab-", "--out", str(out))
+               "--prefix", "cnilab-", "--output", str(out))
     assert proc.returncode == 2 and not out.exists()
     assert proc.stderr.startswith(f"cnilab: {source} (servers named cnilab-*): host "), \
         proc.stderr

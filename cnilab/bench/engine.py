@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from cnilab.claims import undecided_claims
 from cnilab.errors import CnilabError, InputError, Interrupted
 from cnilab.modes import get_mode
 from cnilab.pins import Pins
+from cnilab.progress import Display
 from cnilab.rundir import RESULT_SCHEMA, RunDir, slug
-from cnilab.spec import Cell, ModeRef, Spec, recorded_variant
+from cnilab.spec import OVERRIDES, Cell, ModeRef, Spec, recorded_variant
 from cnilab.summary import summarize_cells
 from cnilab.targets.base import Target
 
@@ -294,7 +294,7 @@ def build_manifest(spec: Spec, pins: Pins, target: Target, run: RunDir,
         "cnilab": machine.cnilab_provenance(),
         "spec": {"path": spec.path, "name": spec.name, "sha256": spec.sha256,
                  "variant": spec.variant, "quick": spec.quick,
-                 "text": spec.text},
+                 "overrides": dict(spec.overrides), "text": spec.text},
         "target": {"kind": target.kind, "emulation": target.emulation, **target.describe()},
         # tools, machine and iptables backend below are this machine's; on a cluster the
         # measurements run on the nodes, whose facts are in each mode's switch record
@@ -310,14 +310,20 @@ def build_manifest(spec: Spec, pins: Pins, target: Target, run: RunDir,
 
 
 class RunReporter:
-    """Progress lines for the measurement loop."""
+    """Progress of the measurement loop: one line per measurement (kept), and the bar
+    with the time left (cnilab.progress.Display) that the lab's playbooks share."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
+    def __init__(self, stream: TextIO | None = None, display: Display | None = None) -> None:
+        self.display = display or Display(stream)
 
     def line(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self.display.line(text)
+
+    def start(self, total: int, done: int) -> None:
+        self.display.start(total, done, "measuring")
+
+    def close(self) -> None:
+        self.display.close()
 
     def measured(self, index: int, total: int, record: dict[str, Any],
                  total_label: str | None = None) -> None:
@@ -325,8 +331,9 @@ class RunReporter:
         label = ModeRef.of_record(cell).key
         rep = f"{'warm-up ' if record.get('warmup') else 'r'}{record['repetition']}"
         condition = ",".join(f"{k}={v}" for k, v in cell.get("condition", {}).items())
-        head = (f"[{index}/{total_label or total}] {label} {cell['placement']} {cell['suite']} "
+        what = (f"{label} {cell['placement']} {cell['suite']} "
                 f"{condition + ' ' if condition else ''}{rep}")
+        head = f"[{index}/{total_label or total}] {what}"
         if record["status"] == "ok":
             metric = get_suite(cell["suite"]).primary_metric
             value = record["metrics"].get(metric)
@@ -334,6 +341,7 @@ class RunReporter:
             self.line(f"{head}: {figure} ({record['elapsed_s']:.1f} s)")
         else:
             self.line(f"{head}: {record['status'].upper()}: {record['error']}")
+        self.display.advance(what, total)
 
 
 @dataclass
@@ -595,6 +603,7 @@ def execute(
     planned = progress.planned
     most = planned + len(cells) * (spec.repetition_cap - spec.repetitions) * per_extra_round
     total_label = f"{planned}..{most}" if spec.adaptive else str(planned)
+    reporter.start(planned, len(progress.done))
 
     def record_one(m: Measurement) -> None:
         record = _measure_one(spec, session, run, m, progress.next_seq())
@@ -663,6 +672,7 @@ def execute(
         raise
     finally:
         session.close()      # whatever ended the run, its labs go down with it
+        reporter.close()     # the bar comes down before any error is printed
     progress.save("complete")
     return RunOutcome(run, progress.measured, len(records), progress.failures)
 
@@ -696,6 +706,13 @@ def ensure_same_spec(run: RunDir, spec: Spec) -> None:
         was = f"--{variant}" if variant else "the full variant"
         raise InputError(f"{run.path} was started with {was} of {spec.path}; resume it the "
                          "same way")
+    recorded = dict(manifest.get("spec", {}).get("overrides") or {})
+    if recorded != dict(spec.overrides):
+        def flags(given: dict[str, Any]) -> str:
+            return " ".join(f"{OVERRIDES[k][2]} {v}" for k, v in sorted(given.items())) or \
+                "no --repetitions/--duration"
+        raise InputError(f"{run.path} was started with {flags(recorded)}; resume it with the "
+                         f"same, not {flags(dict(spec.overrides))}")
 
 
 def ensure_same_target(run: RunDir, target: Target) -> None:

@@ -32,6 +32,7 @@ from cnilab.cni.base import policy_options
 from cnilab.errors import CnilabError, InputError
 from cnilab.inventory import Node, load_inventory
 from cnilab.pins import load_pins
+from cnilab.progress import Display
 
 # action -> playbooks, in order
 PLAYBOOKS = {
@@ -156,9 +157,15 @@ def verify_host_keys(nodes: list[Node], timeout: float = 10.0) -> None:
 
 
 def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = False,
-        extravars: dict[str, Any] | None = None) -> list[Check]:
+        extravars: dict[str, Any] | None = None, display: Display | None = None) -> list[Check]:
     """Run the action's playbooks; raise PlaybookFailed / CnilabError on failure. The
-    record (operation.json) is written at the start and rewritten at the end."""
+    record (operation.json) is written at the start and rewritten at the end. Progress
+    goes to ``display`` (a bar over the playbooks, the current task under it) or, without
+    one, to a display of the operation's own that comes down before any error."""
+    if display is None:
+        with Display(quiet=quiet, every=1) as own:
+            return run(operation, skip_preflight=skip_preflight, quiet=quiet,
+                       extravars=extravars, display=own)
     record: dict[str, Any] = {
         "action": operation.action, "inventory": str(operation.inventory),
         "profile": operation.profile, "hosts": [n.name for n in operation.nodes],
@@ -170,6 +177,7 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
     try:
         verify_host_keys(operation.nodes)
         if operation.action in ("up", "switch") and not skip_preflight:
+            display.activity(f"preflight: {len(operation.nodes)} hosts over SSH")
             checks = preflight(operation.nodes,
                                cgroup_required=cgroup_required(operation.profile))
             (operation.directory / "preflight.txt").write_text(
@@ -178,10 +186,13 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
             if failed:
                 raise CnilabError("preflight failed (nothing was changed on the hosts):\n" +
                                   "\n".join(c.render() for c in failed))
+        display.start(len(PLAYBOOKS[operation.action]), 0,
+                      f"{operation.action}: {PLAYBOOKS[operation.action][0]}")
         for playbook in PLAYBOOKS[operation.action]:
             result = run_playbook(
                 playbook, private_data_dir=operation.directory / "ansible",
-                inventory=str(operation.inventory), progress=Progress(quiet=quiet),
+                inventory=str(operation.inventory),
+                progress=Progress(quiet=quiet, display=display),
                 env=hostkeys.ansible_environment(hostkeys.known_hosts_file(operation.inventory)),
                 extravars={"cnilab_profile": operation.profile,
                            "cnilab_artifact_dir": str(operation.directory),
@@ -189,6 +200,7 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
                            **(extravars or {})})
             record["playbooks"].append({"playbook": playbook, "status": result.status,
                                         "changed": result.changed_count()})
+            display.advance(f"{operation.action}: {playbook} done")
         record["status"] = "successful"
     except PlaybookFailed as exc:
         record["playbooks"].append({"playbook": exc.result.playbook,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnilab import paths
+from cnilab.ansible_engine import Progress
 from cnilab.errors import InputError
 from cnilab.targets.base import Target
 
@@ -27,7 +28,8 @@ def parse_lab(value: str) -> tuple[str, str]:
 
 def make_target(lab: str, inventory: Path | None = None, profile: str = "current",
                 replace_kube_proxy: bool = False, *, hosts: int = 2,
-                pods_per_host: int = 4, replace_lab: bool = False) -> Target:
+                pods_per_host: int = 4, replace_lab: bool = False,
+                progress: Progress | None = None) -> Target:
     """The target for ``--lab KIND`` / ``--inventory FILE``: an inventory makes it a
     cluster; ``vagrant`` is the cluster of the Vagrant lab's inventory. ``hosts`` and
     ``pods_per_host`` are the spec's topology, which the netns lab builds (a cluster
@@ -41,9 +43,11 @@ def make_target(lab: str, inventory: Path | None = None, profile: str = "current
     if inventory is not None:
         from cnilab.targets.cluster import ClusterTarget
 
-        return ClusterTarget(inventory, profile, replace_kube_proxy=replace_kube_proxy)
+        return ClusterTarget(inventory, profile, replace_kube_proxy=replace_kube_proxy,
+                             progress=progress)
     if kind == "netns":
         from cnilab.targets.netns import NetnsTarget
 
-        return NetnsTarget(hosts, pods_per_host, replace_lab=replace_lab, instance=instance)
+        return NetnsTarget(hosts, pods_per_host, progress=progress, replace_lab=replace_lab,
+                           instance=instance)
     raise InputError(f"--lab must be one of {', '.join(TARGETS)}, got '{kind}'")

@@ -146,7 +146,8 @@ class ClusterTarget(Target):
         """node_reset -> kubeadm init/join -> the plugin's role -> collect."""
         operation = operations.prepare("switch", self.inventory, self.profile, directory,
                                        choice)
-        operations.run(operation, quiet=self.progress is not None and self.progress.quiet)
+        operations.run(operation, quiet=self.progress is not None and self.progress.quiet,
+                       display=self.progress.display if self.progress is not None else None)
         return operation.directory
 
     def _choice(self, cni: str, mode: str, policy: bool) -> operations.CniChoice:

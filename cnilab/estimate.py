@@ -1,0 +1,77 @@
+"""How long a spec takes: the figure `validate`, the report's next step and the bundle
+README give.
+
+A measurement costs its test's duration plus what surrounds it (starting the tools,
+pinning, CPU sampling, the lab's build and teardown spread over its measurements). That
+overhead is taken from a run when there is one: its wall time (manifest ``created_at``
+to the state's last update) less the test time of its records, per record. Without a
+run it is ``DEFAULT_OVERHEAD_S``, measured here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cnilab.spec import Spec
+
+# lanman2020 on the 2-core build machine (netns lab): quick, 216 measurements in 285 s
+# with 168 s of tests (0.54 s each); standard, 471 in 960 s with 726 s of tests (0.50 s)
+DEFAULT_OVERHEAD_S = 0.55
+
+
+@dataclass(frozen=True)
+class Estimate:
+    measurements: int          # at the minimum repetitions
+    minutes_low: float         # every cell its minimum repetitions
+    minutes_high: float        # undecided claims' cells up to the repetition cap
+
+    def text(self) -> str:
+        if self.minutes_high - self.minutes_low < 1:
+            return f"about {_duration(self.minutes_low)}"
+        return f"{_duration(self.minutes_low)} to {_duration(self.minutes_high)}"
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 90:
+        return f"{max(1.0, minutes):.0f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def _test_s(params: dict[str, Any]) -> float:
+    return float(params.get("duration_s", 0) or 0)
+
+
+def wall_s(manifest: dict[str, Any], state: dict[str, Any]) -> float | None:
+    """A run's wall time: from its manifest's creation to its state's last update."""
+    try:
+        return (datetime.fromisoformat(str(state["updated_at"]))
+                - datetime.fromisoformat(str(manifest["created_at"]))).total_seconds()
+    except (KeyError, ValueError):
+        return None
+
+
+def overhead_s(manifest: dict[str, Any], state: dict[str, Any],
+               records: list[dict[str, Any]]) -> float:
+    """Seconds per measurement beyond its test, as a run spent them."""
+    if not records:
+        return DEFAULT_OVERHEAD_S
+    tests = sum(_test_s(r.get("params", {})) for r in records)
+    wall = wall_s(manifest, state)
+    if wall is None:
+        elapsed = [float(r["elapsed_s"]) - _test_s(r.get("params", {})) for r in records
+                   if isinstance(r.get("elapsed_s"), int | float)]
+        return max(0.0, sum(elapsed) / len(elapsed)) if elapsed else DEFAULT_OVERHEAD_S
+    return max(0.0, (wall - tests) / len(records))
+
+
+def estimate(spec: Spec, overhead: float = DEFAULT_OVERHEAD_S,
+             skipped: set[str] | None = None) -> Estimate:
+    """The time ``spec`` takes at ``overhead`` seconds per measurement beyond its test,
+    leaving out the modes in ``skipped`` (those a target cannot build)."""
+    cells = [c for c in spec.cells() if c.mode_key not in (skipped or set())]
+    rounds = spec.repetitions + spec.warmup
+    low = sum((_test_s(c.params_dict()) + overhead) * rounds for c in cells)
+    high = low * spec.repetition_cap / spec.repetitions if spec.sequential else low
+    return Estimate(len(cells) * spec.repetitions, low / 60, high / 60)
