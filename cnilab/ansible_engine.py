@@ -129,7 +129,7 @@ class Progress:
         if self.tty and not final:
             self.display.activity(text)
         else:
-            self.display.line(text)
+            self.display.line(text, progress=True)
 
     def play(self, name: str) -> None:
         self.counts = dict.fromkeys(self.counts, 0)

@@ -74,8 +74,11 @@ class Display:
         self._done = 0
 
     # -- lines --------------------------------------------------------------------------
-    def line(self, text: str) -> None:
-        """A line of the record (a measurement, a skipped mode): kept on screen."""
+    def line(self, text: str, progress: bool = False) -> None:
+        """A line kept on screen: a finding (a skipped mode) always, a ``progress`` line
+        (one measurement done) unless quiet."""
+        if progress and self.quiet:
+            return
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False,
                                          soft_wrap=True)
@@ -122,7 +125,8 @@ class Display:
         elif not self.tty and self._done_here % self.every == 0 and not self.quiet:
             share = f" ({100 * self._done / self._total:.0f} %)" if self._total else ""
             self.line(f"progress: {self._done}/{self._total or '?'}{share}, "
-                      f"{clock(elapsed)} elapsed{', about ' + eta if eta else ''}")
+                      f"{clock(elapsed)} elapsed{', about ' + eta if eta else ''}",
+                      progress=True)
 
     def seconds_left(self) -> float | None:
         """Steps left times the wall time per step measured in this command."""

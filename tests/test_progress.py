@@ -129,3 +129,14 @@ def test_timings_file_is_replaced_whole(tmp_path: Path) -> None:
     path.write_text("not json")
     assert timings.last("cni.yml", "hosts.yml") is None           # unreadable: no estimate
     assert [p.name for p in path.parent.iterdir()] == ["timings.json"]
+
+
+def test_quiet_keeps_findings_and_drops_progress(fake_clock: Clock) -> None:
+    stream = io.StringIO()
+    display = Display(stream, quiet=True, every=1)
+    display.start(3)
+    fake_clock.now += 1.0
+    display.line("[1/3] flannel/vxlan inter-host iperf3-tcp r1: ok", progress=True)
+    display.advance("cell")
+    display.line("skipping calico/ipip: the kernel has no ipip")
+    assert stream.getvalue() == "skipping calico/ipip: the kernel has no ipip\n"

@@ -338,7 +338,8 @@ class RunReporter:
             metric = get_suite(cell["suite"]).primary_metric
             value = record["metrics"].get(metric)
             figure = f"{metric} {value:.2f}" if isinstance(value, float) else "ok"
-            self.line(f"{head}: {figure} ({record['elapsed_s']:.1f} s)")
+            self.display.line(f"{head}: {figure} ({record['elapsed_s']:.1f} s)",
+                              progress=True)
         else:
             self.line(f"{head}: {record['status'].upper()}: {record['error']}")
         self.display.advance(what, total)
