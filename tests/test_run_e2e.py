@@ -222,7 +222,7 @@ def test_failed_measurement_recorded_and_run_goes_on(clean_lab: None, tmp_path: 
     lines: list[str] = []
 
     class Capture(RunReporter):
-        def line(self, text: str) -> None:
+        def line(self, text: str, progress: bool = False) -> None:
             lines.append(text)
 
     outcome = execute(spec, target, run, reporter=Capture())

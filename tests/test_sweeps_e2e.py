@@ -26,7 +26,7 @@ class _Lines(RunReporter):
         super().__init__()
         self.lines: list[str] = []
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, progress: bool = False) -> None:
         self.lines.append(text)
 
 

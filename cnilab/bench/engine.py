@@ -316,8 +316,9 @@ class RunReporter:
     def __init__(self, stream: TextIO | None = None, display: Display | None = None) -> None:
         self.display = display or Display(stream)
 
-    def line(self, text: str) -> None:
-        self.display.line(text)
+    def line(self, text: str, progress: bool = False) -> None:
+        """A finding, or (``progress``) a measurement done, which --quiet drops."""
+        self.display.line(text, progress)
 
     def start(self, total: int, done: int) -> None:
         self.display.start(total, done, "measuring")
@@ -338,8 +339,7 @@ class RunReporter:
             metric = get_suite(cell["suite"]).primary_metric
             value = record["metrics"].get(metric)
             figure = f"{metric} {value:.2f}" if isinstance(value, float) else "ok"
-            self.display.line(f"{head}: {figure} ({record['elapsed_s']:.1f} s)",
-                              progress=True)
+            self.line(f"{head}: {figure} ({record['elapsed_s']:.1f} s)", progress=True)
         else:
             self.line(f"{head}: {record['status'].upper()}: {record['error']}")
         self.display.advance(what, total)
