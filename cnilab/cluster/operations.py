@@ -159,13 +159,18 @@ def verify_host_keys(nodes: list[Node], timeout: float = 10.0) -> None:
 def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = False,
         extravars: dict[str, Any] | None = None, display: Display | None = None) -> list[Check]:
     """Run the action's playbooks; raise PlaybookFailed / CnilabError on failure. The
-    record (operation.json) is written at the start and rewritten at the end. Progress
-    goes to ``display`` (a bar over the playbooks, the current task under it) or, without
-    one, to a display of the operation's own that comes down before any error."""
+    record (operation.json) is written at the start and rewritten at the end. Progress:
+    on a display of the operation's own, a bar over the playbooks with the current task
+    under it (it comes down before any error); on a run's ``display`` (a mode switch in a
+    study), the task line alone, under the run's own bar."""
     if display is None:
         with Display(quiet=quiet, every=1) as own:
-            return run(operation, skip_preflight=skip_preflight, quiet=quiet,
-                       extravars=extravars, display=own)
+            return _run(operation, skip_preflight, quiet, extravars, own, bar=True)
+    return _run(operation, skip_preflight, quiet, extravars, display, bar=False)
+
+
+def _run(operation: Operation, skip_preflight: bool, quiet: bool,
+         extravars: dict[str, Any] | None, display: Display, bar: bool) -> list[Check]:
     record: dict[str, Any] = {
         "action": operation.action, "inventory": str(operation.inventory),
         "profile": operation.profile, "hosts": [n.name for n in operation.nodes],
@@ -186,8 +191,9 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
             if failed:
                 raise CnilabError("preflight failed (nothing was changed on the hosts):\n" +
                                   "\n".join(c.render() for c in failed))
-        display.start(len(PLAYBOOKS[operation.action]), 0,
-                      f"{operation.action}: {PLAYBOOKS[operation.action][0]}")
+        if bar:
+            display.start(len(PLAYBOOKS[operation.action]), 0,
+                          f"{operation.action}: {PLAYBOOKS[operation.action][0]}")
         for playbook in PLAYBOOKS[operation.action]:
             result = run_playbook(
                 playbook, private_data_dir=operation.directory / "ansible",
@@ -200,7 +206,8 @@ def run(operation: Operation, *, skip_preflight: bool = False, quiet: bool = Fal
                            **(extravars or {})})
             record["playbooks"].append({"playbook": playbook, "status": result.status,
                                         "changed": result.changed_count()})
-            display.advance(f"{operation.action}: {playbook} done")
+            if bar:
+                display.advance(f"{operation.action}: {playbook} done")
         record["status"] = "successful"
     except PlaybookFailed as exc:
         record["playbooks"].append({"playbook": exc.result.playbook,
