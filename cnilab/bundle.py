@@ -56,7 +56,8 @@ PARSERS = {"iperf3": iperf3_parser.parse, "netperf": netperf_parser.parse,
 RAW_KEY = {"iperf3": "client", "netperf": "client", "cni": "pods", "kubelet": "agents"}
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -137,7 +138,7 @@ def bundle(run_path: Path, out: Path | None = None, ansible_events: bool = False
         write_report(run.path)
     data = load(run.path)
     files = bundled_files(run.path, ansible_events)
-    sums = "".join(f"{_sha256(p)}  {p.relative_to(run.path).as_posix()}\n" for p in files)
+    sums = "".join(f"{sha256_file(p)}  {p.relative_to(run.path).as_posix()}\n" for p in files)
     readme = _readme(data, run, files, len(_files(run.path)) - len(files))
     target = out or run.path.parent / f"{run.run_id}.tar.gz"
     tmp = target.with_name(f".{target.name}.tmp")
@@ -223,7 +224,7 @@ def verify(bundle_path: Path) -> Verification:
             path = inside(root, name, f"{bundle_path}: {SUMS}:{number}")
             if not path.is_file():
                 result.problems.append(f"{name}: listed in {SUMS} but missing")
-            elif _sha256(path) != digest:
+            elif sha256_file(path) != digest:
                 result.problems.append(f"{name}: sha256 differs from {SUMS}")
             else:
                 result.files += 1

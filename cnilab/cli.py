@@ -257,20 +257,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    import hashlib
-
-    from cnilab.bundle import bundle
+    from cnilab.bundle import bundle, sha256_file
 
     out = bundle(Path(args.run_dir), Path(args.output) if args.output else None,
                  ansible_events=args.ansible_events)
-    digest = hashlib.sha256()
-    with out.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     size = out.stat().st_size
     print(out)
     # what a committee is told to expect: the archive's size and its own checksum
-    print(f"{size} bytes ({size / (1 << 20):.1f} MiB), sha256 {digest.hexdigest()}")
+    print(f"{size} bytes ({size / (1 << 20):.1f} MiB), sha256 {sha256_file(out)}")
     return 0
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnilab import paths
-from cnilab.ansible_engine import Progress
 from cnilab.errors import InputError
 from cnilab.targets.base import Target
+
+if TYPE_CHECKING:     # a type only: importing ansible_runner costs every importer ~0.1 s
+    from cnilab.ansible_engine import Progress
 
 TARGETS = ("netns", "netns:NAME", "vagrant")
 
