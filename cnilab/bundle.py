@@ -36,13 +36,13 @@ from cnilab.bench.parsers import iperf3 as iperf3_parser
 from cnilab.bench.parsers import kubelet as kubelet_parser
 from cnilab.bench.parsers import netperf as netperf_parser
 from cnilab.bench.parsers import startup as startup_parser
-from cnilab.errors import InputError, SpecError
+from cnilab.errors import InputError
 from cnilab.estimate import estimate, overhead_s, wall_s
 from cnilab.figures import figure_for_claim
 from cnilab.headline import base_command, tally
 from cnilab.report import ReportData, load, markdown_env, write_report
 from cnilab.rundir import RunDir
-from cnilab.spec import VARIANTS, load_spec_text
+from cnilab.spec import load_spec_text
 from cnilab.summary import summarize_cells, summary_csv
 
 SUMS = "SHA256SUMS"
@@ -91,12 +91,11 @@ def _variant_estimates(data: ReportData) -> list[tuple[str, str]]:
     """(command, time) of the full spec and each variant, at this run's overhead."""
     spec_info = data.manifest["spec"]
     overhead = overhead_s(data.manifest, data.state, data.records)
+    full = load_spec_text(spec_info["text"], spec_info["path"])
     out = []
-    for variant in ("", *VARIANTS):
-        try:
-            spec = load_spec_text(spec_info["text"], spec_info["path"], variant)
-        except SpecError:
-            continue                         # a variant this spec does not offer
+    for variant in ("", *full.variants):
+        spec = load_spec_text(spec_info["text"], spec_info["path"], variant) if variant \
+            else full
         command = " ".join(base_command([str(a) for a in data.manifest.get("command", [])])
                            + ([f"--{variant}"] if variant else []))
         out.append((command, estimate(spec, overhead).text()))

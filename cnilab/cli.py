@@ -30,12 +30,12 @@ EXIT_INPUT = 2
 def _cmd_validate(args: argparse.Namespace) -> int:
     from cnilab.engine_support import plan_summary
     from cnilab.estimate import DEFAULT_OVERHEAD_S, estimate
-    from cnilab.spec import VARIANTS, load_spec, variants_of
+    from cnilab.spec import load_spec
 
     spec = load_spec(Path(args.spec))
     print(f"{args.spec}: ok")
-    for variant in ("", *(v for v in VARIANTS if v in variants_of(Path(args.spec)))):
-        planned = load_spec(Path(args.spec), variant)
+    for variant in ("", *spec.variants):
+        planned = load_spec(Path(args.spec), variant) if variant else spec
         label = f"--{variant}" if variant else "full"
         print(f"  {label:<11} {plan_summary(planned)}; {estimate(planned).text()}")
     print(f"  (durations at {DEFAULT_OVERHEAD_S} s per measurement beyond its test, as "

@@ -139,6 +139,8 @@ class Spec:
     paper_values: tuple[PaperValue, ...] = ()
     # the command line's --repetitions / --duration, recorded with the run
     overrides: tuple[tuple[str, int], ...] = ()
+    # the variants the spec file offers (a subset of VARIANTS), whichever one this is
+    variants: tuple[str, ...] = ()
 
     @property
     def quick(self) -> bool:
@@ -410,6 +412,7 @@ def parse_spec(data: Any, path: str, text: str, variant: str = "") -> Spec:
                 pods_per_host=pods, matrix=tuple(matrix), placements=tuple(placements),
                 tests=tuple(tests), repetitions=repetitions,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                variants=tuple(name for name in VARIANTS if name in top),
                 **_parse_run_options(v, top))
     _check_sequential(v, top, spec, "repetitions")
     chosen = spec
@@ -573,12 +576,6 @@ def load_spec(path: Path, variant: str = "") -> Spec:
 
 def load_spec_text(text: str, name: str = "<spec>", variant: str = "") -> Spec:
     return parse_spec(load_text(text, name), name, text, variant)
-
-
-def variants_of(path: Path) -> list[str]:
-    """The variants (``quick``, ``standard``) a spec file offers beside its full form."""
-    data, _ = load_file(path)
-    return [v for v in VARIANTS if isinstance(data, dict) and v in data]
 
 
 # what `run` and `reproduce` may override on the command line, and its bounds

@@ -9,7 +9,7 @@ import pytest
 
 from cnilab.bench.engine import plan_measurements
 from cnilab.estimate import DEFAULT_OVERHEAD_S, estimate, overhead_s
-from cnilab.spec import load_spec, variants_of
+from cnilab.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ROOT / "experiments" / "lanman2020.yaml"
@@ -47,7 +47,9 @@ def test_validate_shows_the_plan_of_every_variant(cli) -> None:  # type: ignore[
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == f"{STUDY}: ok"
-    assert variants_of(STUDY) == ["quick", "standard"]
+    assert load_spec(STUDY).variants == ("quick", "standard")
+    assert load_spec(STUDY, "quick").variants == ("quick", "standard")
+    assert load_spec(ROOT / "experiments" / "quickstart.yaml").variants == ()
     for variant, label in (("", "full"), ("quick", "--quick"), ("standard", "--standard")):
         spec = load_spec(STUDY, variant)
         line = next(x for x in lines if x.split()[0] == label)
