@@ -141,6 +141,7 @@ def bars_by_placement(cells: list[CellSummary], suite: str, metrics: list[str],
             slots.append((x, mode, group))
             x += 1.0
         x += 0.5                                  # a gap between groups
+    colour_of = {group: PALETTE[i % len(PALETTE)] for i, (group, _) in enumerate(ordered)}
     nrows, ncols, size = _layout(len(panels), len(slots) * len(metrics))
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharey=True)
     rows: list[list[str]] = []
@@ -153,9 +154,8 @@ def bars_by_placement(cells: list[CellSummary], suite: str, metrics: list[str],
                 got = _metric_values(match[0], metric) if match else None
                 if got is None:
                     continue
-                colour = PALETTE[[g for g, _ in ordered].index(group) % len(PALETTE)]
                 ax.bar(x + mi * width, got[0], width=width, yerr=got[1], capsize=3,
-                       color=colour, alpha=1.0 if mi == 0 else 0.55, edgecolor="black",
+                       color=colour_of[group], alpha=1.0 if mi == 0 else 0.55, edgecolor="black",
                        hatch=HATCHES[mi % len(HATCHES)])
                 rows.append([mode, group or "-", placement, metric, _num(got[0]),
                              _num(got[1]), str(got[2])])
@@ -171,28 +171,22 @@ def bars_by_placement(cells: list[CellSummary], suite: str, metrics: list[str],
         ax.set_ylabel(value_label(metrics[0]), fontsize=9)
         ax.grid(axis="y", linestyle=":", color="grey")
         ax.set_axisbelow(True)
-    _bar_legend(fig, plt, ordered, metrics, baseline and bool(under))
+    legend = _bar_legend(fig, colour_of, metrics, baseline and bool(under))
     fig.suptitle(full_title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.06 if _legend_needed(ordered, metrics, baseline) else 0,
-                           1, 1))
+    fig.tight_layout(rect=(0, 0.06 if legend else 0, 1, 1))
     return Figure(name, full_title, _save(fig, out_dir, name), True, "", caption,
                   ["mode", "group", "placement", "metric", "mean", "± 95 % CI", "n"], rows)
 
 
-def _legend_needed(ordered: list[tuple[str, list[str]]], metrics: list[str],
-                   baseline: bool) -> bool:
-    return len(metrics) > 1 or baseline or any(group for group, _ in ordered)
-
-
-def _bar_legend(fig: Any, plt: Any, ordered: list[tuple[str, list[str]]],
-                metrics: list[str], baseline: bool) -> None:
+def _bar_legend(fig: Any, colour_of: dict[str, str], metrics: list[str],
+                baseline: bool) -> bool:
     """One legend under the panels, never over the data: groups by colour, metrics by
-    hatch, the underlay line."""
+    hatch, the underlay line. Whether there was anything to show."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles: list[Any] = [Patch(facecolor=PALETTE[i % len(PALETTE)], edgecolor="black",
-                                label=group) for i, (group, _) in enumerate(ordered) if group]
+    handles: list[Any] = [Patch(facecolor=colour, edgecolor="black", label=group)
+                          for group, colour in colour_of.items() if group]
     if len(metrics) > 1:
         handles += [Patch(facecolor="white", edgecolor="black", hatch=HATCHES[i],
                           label=metric) for i, metric in enumerate(metrics)]
@@ -202,6 +196,7 @@ def _bar_legend(fig: Any, plt: Any, ordered: list[tuple[str, list[str]]],
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4),
                    fontsize=8, frameon=False)
+    return bool(handles)
 
 
 def _ticks(ax: Any, xs: list[float]) -> None:
