@@ -91,8 +91,9 @@ class Display:
         terminal; dropped without one, where the caller prints its own lines."""
         if self.quiet or not self.tty:
             return
-        self._live().activity = text
-        self._live().refresh()
+        live = self._live()
+        live.activity = text
+        live.refresh()
 
     def activity_done(self) -> None:
         """The current activity ended: its line comes down."""
@@ -122,7 +123,7 @@ class Display:
             self._progress.update(self._bar, completed=self._done, total=self._total,
                                   description=current[:80],
                                   eta=f"{clock(elapsed)} elapsed, {eta or 'time left: -'}")
-        elif not self.tty and self._done_here % self.every == 0 and not self.quiet:
+        elif not self.tty and self._done_here % self.every == 0:
             share = f" ({100 * self._done / self._total:.0f} %)" if self._total else ""
             self.line(f"progress: {self._done}/{self._total or '?'}{share}, "
                       f"{clock(elapsed)} elapsed{', about ' + eta if eta else ''}",
