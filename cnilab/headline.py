@@ -115,7 +115,6 @@ def next_step(verdicts: list[Verdict], manifest: dict[str, Any],
         return NextStep(f"raise repetitions.max in {spec_info['path']} for more rounds of "
                         "the undecided claims, then resume",
                         f"cnilab run {spec_info['path']} --resume RUN_DIR")
-    skipped = skipped or set()
     spent = estimate(spec, overhead_s(manifest, state or {}, records), skipped)
     return NextStep(why, command, spent.minutes_low, spent.minutes_high)
 
