@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,29 @@ def test_host_keys_are_recorded_at_first_contact_and_a_changed_one_is_refused(
         (directory,) = (tmp_path / "blocked").iterdir()
         assert not (directory / "ansible").exists()          # no playbook ran
         assert known.read_text() == recorded                  # nothing re-recorded
+
+
+@pytest.mark.root
+def test_a_mode_switch_inside_a_run_keeps_the_run_bar(nodes: SshNodes, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cluster operation on its own shows a bar over its playbooks; inside a study (a
+    mode switch) its task lines go through the run's display and the run's count is left
+    alone. Real `collect` playbooks over the emulated nodes."""
+    import io
+
+    from cnilab.cluster import operations
+    from cnilab.progress import Display
+
+    inventory = _inventory(nodes, tmp_path)
+    stream = io.StringIO()
+    run_display = Display(stream)
+    run_display.start(10, done=4)
+    operations.run(operations.prepare("collect", inventory, "current", tmp_path / "a"),
+                   display=run_display)
+    assert run_display._total == 10 and run_display._done == 4
+    assert "TASK " in stream.getvalue() and "progress: " not in stream.getvalue()
+    own = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", own)
+    operations.run(operations.prepare("collect", inventory, "current", tmp_path / "b"))
+    playbooks = len(operations.PLAYBOOKS["collect"])
+    assert f"progress: {playbooks}/{playbooks} (100 %)" in own.getvalue()

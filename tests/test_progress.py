@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -142,32 +141,3 @@ def test_quiet_keeps_findings_and_drops_progress(fake_clock: Clock) -> None:
     display.line("skipping calico/ipip: the kernel has no ipip")
     assert stream.getvalue() == "skipping calico/ipip: the kernel has no ipip\n"
 
-
-def test_a_mode_switch_inside_a_run_keeps_the_run_bar(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cluster operation on its own shows a bar over its playbooks; inside a study (a
-    mode switch) it shows its task line under the run's bar and leaves the run's count
-    alone. The playbooks are replaced by a stand-in here: what is checked is the display."""
-    from cnilab.ansible_engine import PlaybookResult
-    from cnilab.cluster import operations
-
-    ran: list[str] = []
-
-    def fake_playbook(playbook: str, **_: Any) -> PlaybookResult:
-        ran.append(playbook)
-        return PlaybookResult(playbook, "successful", 0)
-
-    monkeypatch.setattr(operations, "run_playbook", fake_playbook)
-    monkeypatch.setattr(operations, "verify_host_keys", lambda nodes: None)
-    inventory = Path(__file__).resolve().parent.parent / "inventories" / \
-        "example-baremetal" / "hosts.yml"
-    run_display = Display(io.StringIO())
-    run_display.start(10, done=4)
-    operation = operations.prepare("collect", inventory, "current", tmp_path / "a")
-    operations.run(operation, display=run_display)
-    assert ran and run_display._total == 10 and run_display._done == 4
-    own_stream = io.StringIO()
-    monkeypatch.setattr(progress_module.sys, "stderr", own_stream)
-    operations.run(operations.prepare("collect", inventory, "current", tmp_path / "b"))
-    playbooks = len(operations.PLAYBOOKS["collect"])
-    assert f"progress: {playbooks}/{playbooks} (100 %)" in own_stream.getvalue()
