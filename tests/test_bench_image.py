@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "collections"))
 from ansible_collections.cnilab.cluster.plugins.module_utils import bench_image  # noqa: E402
 
+from cnilab.targets.cluster import GATE_PING  # noqa: E402
+
 BINARIES = {"iperf3": "/usr/bin/iperf3", "netperf": "/usr/bin/netperf",
             "netserver": "/usr/bin/netserver", "date": "/bin/date"}
 BUSYBOX = "/bin/busybox"
@@ -116,8 +118,9 @@ def test_archive_is_an_oci_image_whose_tools_run(tmp_path: Path) -> None:
     subprocess.run(["ip", "netns", "add", NETNS], check=True)
     try:
         # what a container runtime provides: /dev and /proc, in a private mount namespace
-        inside = ("ip link set lo up && iperf3 -s -1 -D -B 127.0.0.1 && sleep 0.5 && "
-                  "iperf3 -c 127.0.0.1 -t 1 -J")
+        # the readiness gate's ping (busybox's) first, then a transfer
+        inside = (f"ip link set lo up && {' '.join(GATE_PING)} 127.0.0.1 >&2 && "
+                  "iperf3 -s -1 -D -B 127.0.0.1 && sleep 0.5 && iperf3 -c 127.0.0.1 -t 1 -J")
         proc = subprocess.run(
             ["ip", "netns", "exec", NETNS, "unshare", "--mount", "--propagation", "private",
              "sh", "-c", f"mount --rbind /dev {rootfs}/dev && mount -t proc proc "

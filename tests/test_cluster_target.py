@@ -138,7 +138,7 @@ matrix: [{cni: flannel, mode: vxlan}, {cni: calico, mode: bgp}]
 placements: [intra-host, inter-host, service, host-network]
 tests:
   - suite: iperf3-tcp
-    params: {duration_s: 1}
+    params: {duration_s: 1, omit_s: 0}
   - suite: netperf-tcp-rr
     placements: [inter-host]
     params: {duration_s: 1}

@@ -80,7 +80,7 @@ def rule_packets(netns: str, chain: str, match_text: str) -> int:
 
 
 def ping(netns: str, address: str, count: int = 3) -> None:
-    sh.run(sh.in_netns(netns, ["ping", "-c", str(count), "-i", "0.2", "-q", address]))
+    sh.run(sh.in_netns(netns, ["ping", "-c", str(count), "-A", "-q", address]))
 
 
 def iperf3(plan: LabPlan, placement: str, tmp_path: Path, seq: int) -> dict[str, object]:

@@ -48,9 +48,9 @@ def test_lab_up_status_idempotent_down(cli, clean_lab: None, tmp_path: Path) -> 
     before = _link_stats(h1.netns, "flannel.1")
     remote = core.pod_address(plan, plan.hosts[1].pods[0])
     local = core.pod_address(plan, h1.pods[1])
-    sh.run(sh.in_netns(h1.pods[0].netns, ["ping", "-c", "3", "-i", "0.2", "-q", local]))
+    sh.run(sh.in_netns(h1.pods[0].netns, ["ping", "-c", "3", "-A", "-q", local]))
     assert _link_stats(h1.netns, "flannel.1")["tx"] == before["tx"]
-    sh.run(sh.in_netns(h1.pods[0].netns, ["ping", "-c", "3", "-i", "0.2", "-q", remote]))
+    sh.run(sh.in_netns(h1.pods[0].netns, ["ping", "-c", "3", "-A", "-q", remote]))
     assert _link_stats(h1.netns, "flannel.1")["tx"] >= before["tx"] + 3
 
     # A second run of the playbook changes nothing.
@@ -152,7 +152,7 @@ def test_named_instances_stand_side_by_side(cli, clean_lab: None) -> None:  # ty
     for plan in (plan_a, plan_b):
         remote = core.pod_address(plan, plan.hosts[1].pods[0])
         sh.run(sh.in_netns(plan.hosts[0].pods[0].netns,
-                           ["ping", "-c", "2", "-i", "0.2", "-W", "2", "-q", remote]))
+                           ["ping", "-c", "2", "-A", "-W", "2", "-q", remote]))
     birds = core.leftovers("cnl.b")["processes"]
     assert birds                                      # BIRD runs in b's hosts
     # a busy instance is refused by name; another instance is not held by it
@@ -162,7 +162,7 @@ def test_named_instances_stand_side_by_side(cli, clean_lab: None) -> None:  # ty
     assert core.leftovers("cnl.b")["processes"] == birds
     remote = core.pod_address(plan_b, plan_b.hosts[1].pods[0])
     sh.run(sh.in_netns(plan_b.hosts[0].pods[0].netns,
-                       ["ping", "-c", "2", "-i", "0.2", "-W", "2", "-q", remote]))
+                       ["ping", "-c", "2", "-A", "-W", "2", "-q", remote]))
     assert json.loads(cli("lab", "status", "--lab", "netns:b", "--json").stdout)["cni"] == \
         "calico"
     bad = cli("lab", "up", "--lab", "netns:B!", "--cni", "flannel", "--mode", "vxlan")

@@ -25,8 +25,8 @@ matrix: [{cni: flannel, mode: vxlan}]
 placements: [intra-host, inter-host]
 tests:
   - suite: iperf3-tcp
-    params: {duration_s: 2, omit_s: 0}
-repetitions: 20
+    params: {duration_s: 1, omit_s: 0}
+repetitions: 40
 warmup: 0
 """
 
@@ -110,7 +110,7 @@ def test_a_run_does_not_tear_down_a_lab_it_did_not_build(cli: Any, clean_lab: No
     assert core.lab_namespaces("cnl.1")                 # the killed run's lab is left
     (killed_run,) = (tmp_path / "killed").iterdir()
     small = tmp_path / "small1.yaml"
-    small.write_text(SPEC.replace("repetitions: 20", "repetitions: 1"))
+    small.write_text(SPEC.replace("repetitions: 40", "repetitions: 1"))
     refused = cli("run", str(small), "--lab", "netns", "--out", str(tmp_path / "runs"))
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == (

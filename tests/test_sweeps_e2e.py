@@ -106,7 +106,7 @@ matrix: [{cni: flannel, mode: vxlan}]
 placements: [inter-host]
 tests:
   - suite: iperf3-tcp
-    params: {duration_s: 2, omit_s: 0}
+    params: {duration_s: 1, omit_s: 0}
     sweep: {background_flows: [0, 120]}
 repetitions: 1
 warmup: 0

@@ -60,6 +60,9 @@ PLANNING_NODE_MTU = 1500
 # node may be with nothing measured, its CNI agents aside (kubelet, containerd and the
 # control plane's housekeeping stay well below this on an idle node)
 IDLE_WINDOW_S = 2.0
+# the readiness gate's echo: three, each sent as soon as the last is answered (-A, in
+# busybox's ping, which the bench image carries, and in iputils'), 2 s for a late reply
+GATE_PING = ("ping", "-c", "3", "-A", "-W", "2")
 IDLE_LIMIT = 0.10
 
 
@@ -285,12 +288,16 @@ class ClusterTarget(Target):
             time.sleep(1.0)
 
     def _readiness_gate(self) -> None:
-        """Pod to pod within node A and from A to B, three echoes each, must answer."""
+        """Pod to pod within node A and from A to B, three echoes each, must answer.
+
+        ``-A`` (busybox and iputils alike) sends the next echo as soon as a reply comes:
+        a working network passes in milliseconds instead of two 1-s intervals per pair;
+        a silent one still waits the intervals and ``-W``."""
         api = self._api()
         pods = self.state["pods"]
         for target in ("srv-a", "srv-b"):
             address = pods[target]["ip"]
-            done = api.exec(NAMESPACE, "cli-a", ["ping", "-c", "3", "-W", "2", address], 30.0)
+            done = api.exec(NAMESPACE, "cli-a", [*GATE_PING, address], 30.0)
             if done.returncode != 0:
                 where = "on the same node" if target == "srv-a" else "across nodes"
                 raise CnilabError(
