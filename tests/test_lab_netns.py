@@ -132,6 +132,24 @@ def test_down_stops_an_orphaned_build_first(clean_lab: None) -> None:
             proc.wait()
 
 
+def test_down_removes_only_links_named_as_the_lab_names_them(clean_lab: None) -> None:
+    """A root-namespace link left by the lab (``cnl-...``) goes with ``down``; one that
+    only starts with the same letters (the emulated SSH nodes' ``cnlssh-br``, a user's
+    ``cnl0``) or belongs to another instance (``cnl.x-...``) stays."""
+    names = ["cnl-h9-left", "cnlssh9-br", "cnl0", "cnl.x-h1"]
+    try:
+        for name in names:
+            sh.run(["ip", "link", "add", name, "type", "bridge"])
+        assert core.root_links() == ["cnl-h9-left"]
+        assert core.down().root_links == ["cnl-h9-left"]
+        assert core.root_links("cnl.x") == ["cnl.x-h1"]
+        left = {n for n in names if sh.run(["ip", "link", "show", n], check=False).returncode == 0}
+        assert left == {"cnlssh9-br", "cnl0", "cnl.x-h1"}
+    finally:
+        for name in names:
+            sh.run(["ip", "link", "del", name], check=False)
+
+
 def test_named_instances_stand_side_by_side(cli, clean_lab: None) -> None:  # type: ignore[no-untyped-def]
     """Two labs up at once (one with BIRD daemons), each reachable inside itself; down of
     one leaves the other working; nothing left after both."""

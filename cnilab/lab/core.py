@@ -266,14 +266,15 @@ def process_alive(pid: int) -> bool:
 
 
 def root_links(prefix: str = PREFIX) -> list[str]:
-    """Links in the root namespace named with the lab prefix (the lab creates none
-    normally); the default lab's prefix does not take in another instance's."""
+    """Links in the root namespace named as the lab names its objects, ``PREFIX-...``
+    (the lab creates none there normally). Nothing else: neither another instance's
+    (``cnl.NAME-...``) nor a link that merely starts with the same letters (``cnlssh-br``
+    of the tests' emulated nodes, or a user's), which ``down`` would otherwise delete."""
     out = sh.run(["ip", "-o", "link", "show"]).stdout
     names = []
     for line in out.splitlines():
         name = line.split(": ", 2)[1].split("@")[0]
-        if (name.startswith(prefix) and not name.startswith(f"{PREFIX}.")) or \
-                name.startswith(f"{prefix}-"):
+        if name == prefix or name.startswith(f"{prefix}-"):
             names.append(name)
     return sorted(set(names))
 
