@@ -3,7 +3,8 @@
 #               lab (four CNI datapaths, three claims, ~3 min), print the verdicts and
 #               the path of the report
 #   make test   install what the tests need, run the whole suite (unit, static
-#               checks, end-to-end on the netns lab)
+#               checks, end-to-end on the netns lab), in lanes side by side
+#               (scripts/test_lanes.py)
 VENV      ?= .venv
 PYTHON    ?= python3
 PIP       := $(VENV)/bin/pip
@@ -39,7 +40,7 @@ demo: system-deps venv
 	$(CNILAB) reproduce $(SPEC) --lab netns
 
 test: system-deps-test venv-test
-	$(VENV)/bin/pytest
+	$(VENV)/bin/python scripts/test_lanes.py
 
 lint: venv-test
 	$(VENV)/bin/pytest tests/test_static.py

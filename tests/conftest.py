@@ -14,11 +14,45 @@ ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 
 
+# Lanes: which tests may run beside which (scripts/test_lanes.py runs "lab" beside
+# "nodes" and "any", then "alone" by itself; plain `pytest` runs every test in one go).
+#   lab    builds netns labs and runs iperf3/netperf (one lab lock, one at a time)
+#   nodes  emulated SSH nodes (tests/sshnodes.py: their own namespaces, bridge, sshd)
+#   any    neither: Python, Ansible on localhost, static checks
+#   alone  judges measured values or a whole machine's idle CPU, which a test running
+#          beside it would change: marked ``alone``, run with nothing else
+LANES = ("lab", "nodes", "any", "alone")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lane", action="append", choices=LANES, default=[],
+                     help="run only the tests of this lane (repeatable); default: all")
+
+
+def lane_of(item: pytest.Item) -> str:
+    """The lane a test belongs to, from its marks and what it uses (not from a list kept
+    by hand, so a new test lands in the right lane)."""
+    if item.get_closest_marker("alone"):
+        return "alone"
+    module = getattr(item, "module", None)
+    if "nodes" in getattr(item, "fixturenames", ()) or hasattr(module, "SshNodes"):
+        return "nodes"
+    if item.get_closest_marker("root"):
+        return "lab"
+    return "any"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip = pytest.mark.skip(reason="needs root: network namespaces, iptables")
     for item in items:
         if "root" in item.keywords and not IS_ROOT:
             item.add_marker(skip)
+    lanes = set(config.getoption("lane"))
+    if lanes:
+        chosen = [item for item in items if lane_of(item) in lanes]
+        kept = {id(item) for item in chosen}
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
+        items[:] = chosen
 
 
 @pytest.fixture

@@ -151,6 +151,7 @@ warmup: 0
 
 @pytest.mark.root
 @pytest.mark.e2e
+@pytest.mark.alone   # each mode's idle check watches the whole machine (both "nodes")
 def test_engine_walks_the_matrix_through_the_cluster_target(clean_lab: None,
                                                             tmp_path: Path) -> None:
     switch = _FakeSwitch(tmp_path)
@@ -232,6 +233,7 @@ def test_engine_walks_the_matrix_through_the_cluster_target(clean_lab: None,
 
 @pytest.mark.root
 @pytest.mark.e2e
+@pytest.mark.alone   # each mode's idle check watches the whole machine (both "nodes")
 def test_a_mode_that_cannot_be_deployed_is_skipped_and_the_run_goes_on(
         clean_lab: None, tmp_path: Path) -> None:
     switch = _FakeSwitch(tmp_path)
@@ -269,6 +271,7 @@ warmup: 0
 
 @pytest.mark.root
 @pytest.mark.e2e
+@pytest.mark.alone   # each mode's idle check watches the whole machine (both "nodes")
 def test_readiness_gate_and_rules_on_both_nodes(clean_lab: None, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     switch = _FakeSwitch(tmp_path)

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import processes
 import pytest
 import yaml
 
@@ -125,9 +126,7 @@ def test_measurement_through_the_kubernetes_executor(suite: str, lab: LabPlan,
     assert {pod for _, pod, _ in api.calls} == {"client-node1", "server-node2"}
     assert {ns for ns, _, _ in api.calls} == {"cnilab-bench"}
     # the server was stopped through its pid (netserver daemonises, iperf3 ends by itself)
-    left = subprocess.run(["pgrep", "-a", "-f", "netserver|iperf3"], capture_output=True,
-                          text=True).stdout
-    assert left == ""
+    assert processes.live("netserver|iperf3") == []
 
 
 @pytest.mark.root

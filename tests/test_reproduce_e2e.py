@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STUDY = ROOT / "tests" / "data" / "specs" / "study-mini.yaml"
 
 
+@pytest.mark.alone   # asserts T2's verdict, decided from measured values
 def test_reproduce_report_bundle_verify(cli, clean_lab: None,  # type: ignore[no-untyped-def]
                                         tmp_path: Path) -> None:
     proc = cli("reproduce", str(STUDY), "--quick", "--out", str(tmp_path / "runs"),

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import processes
 import pytest
 
 from cnilab.bench.engine import RunReporter, build_manifest, execute, plan_measurements
@@ -54,8 +55,7 @@ def _write_spec(tmp_path: Path, reps: int, warmup: int = 0, **shape: Any) -> Pat
 
 
 def _iperf3_processes() -> list[str]:
-    out = subprocess.run(["pgrep", "-a", "iperf3"], capture_output=True, text=True).stdout
-    return out.splitlines()
+    return processes.live("iperf3")
 
 
 def test_run_and_report(cli, clean_lab: None, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

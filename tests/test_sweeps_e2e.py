@@ -4,10 +4,10 @@ policy scaling, background flows, pod start-up, adaptive repetitions, interleavi
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
+import processes
 import pytest
 
 from cnilab.bench.engine import RunReporter, build_manifest, execute
@@ -129,8 +129,7 @@ def test_background_flows_run_for_the_whole_measurement(clean_lab: None,
     streams = [len(json.loads(o)["start"]["connected"]) for o in outputs]
     assert sorted(streams) == [60, 60]
     assert {e["name"] for e in loaded["endpoints"]["background"]} == {"h1-p2", "h2-p2"}
-    left = subprocess.run(["pgrep", "-a", "iperf3"], capture_output=True, text=True).stdout
-    assert left == ""
+    assert processes.live("iperf3") == []
 
 
 ADAPTIVE = """\
@@ -240,6 +239,7 @@ claims:
 """
 
 
+@pytest.mark.alone   # asserts the look at which the measured values decide R
 def test_sequential_rounds_measure_only_what_undecided_claims_need(
         clean_lab: None, tmp_path: Path) -> None:
     """A study in a named instance whose claims decide the rounds: after each round from
