@@ -9,37 +9,58 @@ import pytest
 
 from cnilab.bench.engine import plan_measurements
 from cnilab.estimate import DEFAULT_OVERHEAD_S, estimate, overhead_s
-from cnilab.spec import load_spec
+from cnilab.spec import load_spec, load_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ROOT / "experiments" / "lanman2020.yaml"
 
 
-def _record(duration: float | None, elapsed: float) -> dict[str, object]:
-    params = {} if duration is None else {"duration_s": duration}
-    return {"params": params, "elapsed_s": elapsed}
+def _record(suite: str, params: dict[str, object], elapsed: float) -> dict[str, object]:
+    return {"cell": {"suite": suite, "condition": {}}, "params": params, "elapsed_s": elapsed}
 
 
 def test_overhead_is_the_run_wall_time_beyond_its_tests() -> None:
     manifest = {"created_at": "2026-11-30T10:00:00+00:00"}
     state = {"updated_at": "2026-11-30T10:01:40+00:00"}          # 100 s
-    records = [_record(5, 6.0)] * 8 + [_record(None, 2.0)] * 2    # 40 s of tests
+    # 8 x (4 s + 1 s omitted) of iperf3, 2 pod start-ups (no test of fixed length): 40 s
+    records = ([_record("iperf3-tcp", {"duration_s": 4, "omit_s": 1}, 6.0)] * 8
+               + [_record("pod-startup", {"pods": 1}, 2.0)] * 2)
     assert overhead_s(manifest, state, records) == pytest.approx(6.0)
     # without the timestamps: the records' own elapsed time beyond their tests
     assert overhead_s({}, {}, records) == pytest.approx((8 * 1.0 + 2 * 2.0) / 10)
     assert overhead_s(manifest, state, []) == DEFAULT_OVERHEAD_S
 
 
-def test_estimate_counts_every_cell_at_its_test_duration() -> None:
-    spec = load_spec(STUDY, "quick")
+TIMED = """\
+name: timed
+matrix: [{cni: flannel, mode: vxlan}, {cni: calico, mode: bgp}]
+placements: [inter-host]
+tests:
+  - suite: iperf3-tcp
+    params: {duration_s: 10, omit_s: 2}        # 12 s: the omitted ramp-up runs too
+  - suite: netperf-tcp-crr
+    params: {duration_s: 10}                   # 14 s: netserver holds it 4 s more
+  - suite: iperf3-tcp
+    params: {duration_s: 10, omit_s: 0}
+    sweep: {background_flows: [0, 50]}         # 10 s; with flows their ceil(10 + 1 + 2) s
+  - suite: pod-startup
+    params: {pods: 1}                          # no test of fixed length
+repetitions: 2
+warmup: 1
+"""
+
+
+def test_estimate_counts_what_each_measurements_tools_take() -> None:
+    spec = load_spec_text(TIMED, "timed.yaml")
+    per_round = 12 + 14 + 10 + 13 + 0 + 5 * 1.0     # five cells per mode, 1 s overhead each
     got = estimate(spec, overhead=1.0)
-    expected_s = sum((float(c.params_dict().get("duration_s", 0) or 0) + 1.0)
-                     * (spec.repetitions + spec.warmup) for c in spec.cells())
-    assert got.minutes_low == pytest.approx(expected_s / 60)
-    assert got.measurements == len(spec.cells()) * spec.repetitions
+    assert got.minutes_low == pytest.approx(2 * per_round * 3 / 60)   # 2 modes x 3 rounds
+    assert got.measurements == 2 * 5 * 2
     # a skipped mode's cells are left out
-    one = spec.matrix[0].key
-    assert estimate(spec, 1.0, {one}).minutes_low < got.minutes_low
+    assert estimate(spec, 1.0, {"calico/bgp"}).minutes_low == pytest.approx(per_round * 3 / 60)
+    # and the study's own plan counts every cell at the minimum repetitions
+    study = load_spec(STUDY, "quick")
+    assert estimate(study).measurements == len(study.cells()) * study.repetitions
 
 
 def test_validate_shows_the_plan_of_every_variant(cli) -> None:  # type: ignore[no-untyped-def]

@@ -44,11 +44,17 @@ def groups(flows: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(n)]
 
 
+def held_seconds(seconds: float) -> int:
+    """How long the flows run around a foreground test of ``seconds`` (iperf3 -t takes
+    whole seconds)."""
+    return math.ceil(seconds + LEAD_S + TAIL_S)
+
+
 def start(executor: Executor, client: Endpoint, server: Endpoint, flows: int, rate_mbps: int,
           seconds: float) -> BackgroundLoad:
     """Start the flows and return once they have had ``LEAD_S`` to ramp up."""
     load = BackgroundLoad(flows, rate_mbps)
-    duration = math.ceil(seconds + LEAD_S + TAIL_S)
+    duration = held_seconds(seconds)
     streams_per_process = groups(flows)
     try:
         for i, _ in enumerate(streams_per_process):

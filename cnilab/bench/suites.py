@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cnilab.bench import background
 from cnilab.bench.executor import Endpoint
 from cnilab.bench.params import ParamSpec
 from cnilab.bench.parsers import iperf3 as iperf3_parser
@@ -55,10 +56,18 @@ class Suite(ABC):
         """Parameters with defaults filled in (the spec has already been validated)."""
         return {name: given.get(name, spec.default) for name, spec in self.params.items()}
 
+    # seconds the tools hold a measurement past its test (0: none measured)
+    linger_s: ClassVar[float] = 0.0
+
     def nominal_seconds(self, params: dict[str, Any]) -> float:
         """How long the measurement itself runs (background load must cover it)."""
         p = self.resolve(params)
         return float(p.get("duration_s", 0)) + float(p.get("omit_s", 0))
+
+    def wall_seconds(self, params: dict[str, Any]) -> float:
+        """How long the tools take for one measurement: the test and what they hold past
+        it (start-up and the engine's own work aside)."""
+        return self.nominal_seconds(params) + self.linger_s
 
 
 class TrafficSuite(Suite):
@@ -232,6 +241,9 @@ class NetperfTcpCRR(_NetperfRR):
     name = "netperf-tcp-crr"
     test_type = "TCP_CRR"
     description = "netperf TCP_CRR: connect, request, response, close per transaction"
+    # netserver cannot tell when a connection-per-transaction client has stopped: it waits
+    # out the test length plus netperf's PAD_TIME (4 s) before it sends its results
+    linger_s = 4.0
 
 
 class PodStartup(Suite):
@@ -272,6 +284,22 @@ class AgentMemory(Suite):
 SUITES: dict[str, Suite] = {s.name: s for s in (
     Iperf3Tcp(), Iperf3Udp(), NetperfTcpStream(), NetperfTcpRR(), NetperfUdpRR(),
     NetperfTcpCRR(), PodStartup(), AgentMemory())}
+
+
+
+def measurement_seconds(suite_name: str, params: dict[str, Any],
+                        condition: dict[str, Any]) -> float:
+    """How long one measurement of a cell takes, the engine's own work aside: what its
+    tools take, or with background load the flows' whole run (they start first and are
+    waited out, cnilab/bench/background.py). 0 for what runs no test of fixed length."""
+    suite = SUITES.get(suite_name)
+    if suite is None:
+        return float(params.get("duration_s", 0) or 0)
+    seconds = suite.wall_seconds(params)
+    if condition.get("background_flows"):
+        seconds = max(seconds, float(background.held_seconds(suite.nominal_seconds(params))))
+    return seconds
+
 
 STARTUP_PLACEMENT = "node"   # the cell placement of start-up and snapshot suites
 NODE_KINDS = ("startup", "snapshot")   # suites measured per node, not between endpoints
