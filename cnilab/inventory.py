@@ -18,7 +18,6 @@ fall inside the pod or service CIDR (the failure mode of Calico's default
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import yaml
 from cnilab import paths
 from cnilab.errors import InputError, SpecError
 from cnilab.network import POD_CIDR, SERVICE_CIDR
+from cnilab.rundir import atomic_write_text
 from cnilab.yamlpos import PosDict, line_of, load_file, load_text
 
 GROUPS = ("control_plane", "workers")
@@ -241,8 +241,5 @@ def write_inventory(inventory: dict[str, Any], out: Path, origin: str) -> Path:
     named against the file being written, never against a temporary one."""
     body = f"# {origin}\n" + yaml.safe_dump(inventory, sort_keys=False)
     parse_inventory(load_text(body, str(out)), str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, body)
     return out

@@ -29,6 +29,8 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.text import Text
 
+from cnilab.rundir import atomic_write_json
+
 # steps between the plain "progress:" lines without a terminal
 EVERY = 10
 
@@ -192,7 +194,4 @@ class PlaybookTimings:
     def remember(self, playbook: str, where: str, tasks: int, seconds: float) -> None:
         data = self._read()
         data[self.key(playbook, where)] = {"tasks": tasks, "seconds": round(seconds, 1)}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, data)

@@ -51,19 +51,15 @@ def record_problem(record: Any) -> str | None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new one, never half of one. The
+    temporary file is this process's own: two processes writing the same file (two
+    cnilab commands remembering playbook timings) never write into one temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()

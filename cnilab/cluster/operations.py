@@ -16,8 +16,6 @@ is the same everywhere. Every operation writes a directory of its own:
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from cnilab.errors import CnilabError, InputError
 from cnilab.inventory import Node, load_inventory
 from cnilab.pins import load_pins
 from cnilab.progress import Display
+from cnilab.rundir import atomic_write_json
 
 # action -> playbooks, in order
 PLAYBOOKS = {
@@ -128,12 +127,6 @@ def prepare(action: str, inventory: Path, profile: str, out: Path | None,
     return Operation(action, inventory.resolve(), profile, directory, nodes, cni)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def verify_host_keys(nodes: list[Node], timeout: float = 10.0) -> None:
     """Record the SSH host key of every node met for the first time, and refuse (one
     line per node) any whose key changed, before a playbook touches them. A node that
@@ -177,7 +170,7 @@ def _run(operation: Operation, skip_preflight: bool, quiet: bool,
         "cni": operation.cni.extravars() if operation.cni else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
         "playbooks": []}
-    _write_json(operation.directory / "operation.json", record)
+    atomic_write_json(operation.directory / "operation.json", record)
     checks: list[Check] = []
     try:
         verify_host_keys(operation.nodes)
@@ -219,5 +212,5 @@ def _run(operation: Operation, skip_preflight: bool, quiet: bool,
         raise
     finally:
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        _write_json(operation.directory / "operation.json", record)
+        atomic_write_json(operation.directory / "operation.json", record)
     return checks

@@ -32,13 +32,7 @@ from cnilab.lab.plan import (
     saved_plan_path,
     state_dir_of,
 )
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+from cnilab.rundir import atomic_write_text
 
 
 def check_buildable(plan: LabPlan) -> None:
@@ -77,7 +71,7 @@ def ensure_hosts(plan: LabPlan) -> bool:
     """Step 1: record the plan (so ``down`` finds everything) and create the hosts."""
     path = saved_plan_path(plan.instance)
     if not path.is_file():
-        _atomic_write(path, plan.to_json())
+        atomic_write_text(path, plan.to_json())
     return hosts.ensure_hosts(plan)
 
 
@@ -102,7 +96,7 @@ def attach_pod(plan: LabPlan, host: HostPlan, pod: PodPlan) -> dict[str, Any]:
     datapath = datapath_for(plan)
     sh.run(["ip", "netns", "add", pod.netns])
     result = datapath.attach_pod(host, pod)
-    _atomic_write(_pod_result_path(plan, pod), json.dumps(result, indent=2))
+    atomic_write_text(_pod_result_path(plan, pod), json.dumps(result, indent=2))
     return result
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from cnilab import paths
 from cnilab.errors import CnilabError
+from cnilab.rundir import atomic_write_text
 
 Opener = Callable[[str], bytes]
 
@@ -48,9 +49,7 @@ def _write_lock(path: Path, entries: dict[str, str]) -> None:
         "# later fetch against it; a mismatch stops the run). Written by cnilab.\n")
     body = header + yaml.safe_dump({"sha256": dict(sorted(entries.items()))},
                                    sort_keys=False, width=200)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, body)
 
 
 def _download(url: str) -> bytes:
