@@ -42,7 +42,7 @@ from cnilab.figures import figure_for_claim
 from cnilab.headline import base_command, tally
 from cnilab.report import ReportData, load, markdown_env, write_report
 from cnilab.rundir import RunDir
-from cnilab.spec import load_spec_text
+from cnilab.spec import every_variant, load_spec_text
 from cnilab.summary import summarize_cells, summary_csv
 
 SUMS = "SHA256SUMS"
@@ -91,15 +91,11 @@ def _variant_estimates(data: ReportData) -> list[tuple[str, str]]:
     """(command, time) of the full spec and each variant, at this run's overhead."""
     spec_info = data.manifest["spec"]
     overhead = overhead_s(data.manifest, data.state, data.records)
-    full = load_spec_text(spec_info["text"], spec_info["path"])
-    out = []
-    for variant in ("", *full.variants):
-        spec = load_spec_text(spec_info["text"], spec_info["path"], variant) if variant \
-            else full
-        command = " ".join(base_command([str(a) for a in data.manifest.get("command", [])])
-                           + ([f"--{variant}"] if variant else []))
-        out.append((command, estimate(spec, overhead).text()))
-    return out
+    base = base_command([str(a) for a in data.manifest.get("command", [])])
+    return [(" ".join(base + ([f"--{variant}"] if variant else [])),
+             estimate(spec, overhead).text())
+            for variant, spec in every_variant(load_spec_text(spec_info["text"],
+                                                              spec_info["path"]))]
 
 
 def _panel(claim: Any) -> str:

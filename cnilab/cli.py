@@ -30,12 +30,11 @@ EXIT_INPUT = 2
 def _cmd_validate(args: argparse.Namespace) -> int:
     from cnilab.engine_support import plan_summary
     from cnilab.estimate import DEFAULT_OVERHEAD_S, estimate
-    from cnilab.spec import load_spec
+    from cnilab.spec import every_variant, load_spec
 
     spec = load_spec(Path(args.spec))
     print(f"{args.spec}: ok")
-    for variant in ("", *spec.variants):
-        planned = load_spec(Path(args.spec), variant) if variant else spec
+    for variant, planned in every_variant(spec):
         label = f"--{variant}" if variant else "full"
         print(f"  {label:<11} {plan_summary(planned)}; {estimate(planned).text()}")
     print(f"  (durations at {DEFAULT_OVERHEAD_S} s per measurement beyond its test, as "

@@ -578,6 +578,14 @@ def load_spec_text(text: str, name: str = "<spec>", variant: str = "") -> Spec:
     return parse_spec(load_text(text, name), name, text, variant)
 
 
+def every_variant(spec: Spec) -> list[tuple[str, Spec]]:
+    """The full spec and each variant its file offers ("", quick, standard), parsed from
+    the spec's own text: what `validate` plans and a bundle's README times."""
+    full = spec if not spec.variant else load_spec_text(spec.text, spec.path)
+    return [("", full), *((name, load_spec_text(spec.text, spec.path, name))
+                          for name in full.variants)]
+
+
 # what `run` and `reproduce` may override on the command line, and its bounds
 OVERRIDES = {"repetitions": (1, MAX_REPETITIONS, "--repetitions"),
              "duration_s": (1, 3600, "--duration")}

@@ -9,7 +9,7 @@ import pytest
 
 from cnilab.bench.engine import plan_measurements
 from cnilab.estimate import DEFAULT_OVERHEAD_S, estimate, overhead_s
-from cnilab.spec import load_spec, load_spec_text
+from cnilab.spec import every_variant, load_spec, load_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ROOT / "experiments" / "lanman2020.yaml"
@@ -71,6 +71,13 @@ def test_validate_shows_the_plan_of_every_variant(cli) -> None:  # type: ignore[
     assert load_spec(STUDY).variants == ("quick", "standard")
     assert load_spec(STUDY, "quick").variants == ("quick", "standard")
     assert load_spec(ROOT / "experiments" / "quickstart.yaml").variants == ()
+    # from any one variant, every one of them, each with its own values applied
+    plans = every_variant(load_spec(STUDY, "quick"))
+    assert [(name, s.variant) for name, s in plans] == [("", ""), ("quick", "quick"),
+                                                         ("standard", "standard")]
+    assert plans[1][1] == load_spec(STUDY, "quick")
+    assert [name for name, _ in every_variant(load_spec(ROOT / "experiments" /
+                                                        "quickstart.yaml"))] == [""]
     for variant, label in (("", "full"), ("quick", "--quick"), ("standard", "--standard")):
         spec = load_spec(STUDY, variant)
         line = next(x for x in lines if x.split()[0] == label)
