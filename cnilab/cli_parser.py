@@ -79,6 +79,14 @@ def _parser(sub: Any, name: str, handler: str, help_text: str, description: str,
     return p
 
 
+def _group(sub: Any, name: str, help_text: str, description: str, dest: str,
+           metavar: str) -> Any:
+    """A command whose actions are subcommands (``lab``, ``inventory``, ``cluster``):
+    abbreviations refused as everywhere, an action required."""
+    group = sub.add_parser(name, help=help_text, description=description, allow_abbrev=False)
+    return group.add_subparsers(dest=dest, required=True, metavar=metavar)
+
+
 def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress (bar, Ansible tasks)")
 
@@ -157,18 +165,21 @@ def _add_validate(sub: Any) -> None:
 
 
 def _add_lab(sub: Any) -> None:
-    lab = sub.add_parser("lab", help="bring the netns lab up or down, or show it",
-                         description="Manage the embedded netns lab (hosts and pods as "
-                                     "network namespaces, real CNI plugins). up and down need "
-                                     "root.", allow_abbrev=False)
-    actions = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
-    instance_help = ("the netns lab (default), or its instance NAME: instances stand side by "
-                     "side (a study keeps each mode in NAME.K)")
+    actions = _group(sub, "lab", "bring the netns lab up or down, or show it",
+                     "Manage the embedded netns lab (hosts and pods as network namespaces, "
+                     "real CNI plugins). up and down need root.", "action", "ACTION")
+
+    def instance(p: argparse.ArgumentParser, every: bool) -> None:
+        p.add_argument("--lab", default="netns", metavar="netns[:NAME]",
+                       help="the netns lab (default), or its instance NAME: instances stand "
+                            "side by side (a study keeps each mode in NAME.K)")
+        if every:
+            p.add_argument("--all", action="store_true", help="every instance on this machine")
 
     p = _parser(actions, "up", "lab", "build one CNI mode's datapath",
                 "Build the lab's hosts, the datapath of --cni in --mode, its pods and "
                 "endpoints, and verify them; print what was built.")
-    p.add_argument("--lab", default="netns", metavar="netns[:NAME]", help=instance_help)
+    instance(p, every=False)
     _cni_arguments(p, _lab_modes(), ["on", "off"])
     p.add_argument("--hosts", type=int, default=2, help="emulated hosts (default 2)")
     p.add_argument("--pods-per-host", type=int, default=2, help="pods per host (default 2)")
@@ -181,15 +192,13 @@ def _add_lab(sub: Any) -> None:
     p = _parser(actions, "down", "lab", "remove the lab and everything it made",
                 "Remove the lab's namespaces, processes, devices and state files (and the "
                 "per-mode labs of a study in NAME.K).")
-    p.add_argument("--lab", default="netns", metavar="netns[:NAME]", help=instance_help)
-    p.add_argument("--all", action="store_true", help="every instance on this machine")
+    instance(p, every=True)
     _quiet(p)
 
     p = _parser(actions, "status", "lab", "show the lab that is up",
                 "Show the lab's hosts, devices, routes, rules and pods, and the idle CPU of "
                 "its daemons.")
-    p.add_argument("--lab", default="netns", metavar="netns[:NAME]", help=instance_help)
-    p.add_argument("--all", action="store_true", help="every instance on this machine")
+    instance(p, every=True)
     p.add_argument("--json", action="store_true", help="as JSON")
 
 
@@ -268,10 +277,9 @@ def _add_analysis(sub: Any) -> None:
 
 
 def _add_inventory(sub: Any) -> None:
-    inv = sub.add_parser("inventory", help="write or check a real-cluster inventory",
-                         description="Write an Ansible inventory for a testbed's nodes, or "
-                                     "check one.", allow_abbrev=False)
-    sources = inv.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    sources = _group(sub, "inventory", "write or check a real-cluster inventory",
+                     "Write an Ansible inventory for a testbed's nodes, or check one.",
+                     "source", "SOURCE")
 
     def common(p: argparse.ArgumentParser, testbed: str) -> None:
         p.add_argument("--output", metavar="FILE", help="the inventory to write (default "
@@ -326,11 +334,9 @@ def _add_cluster(sub: Any) -> None:
     p.add_argument("--inventory", metavar="FILE", help="take the node IPs from it")
     p.add_argument("--mtu", type=int, help="force the pod MTU (default: the plugin derives it)")
 
-    cluster = sub.add_parser("cluster", help="provision, reset or collect a real cluster",
-                             description="Provision, reset or collect the kubeadm cluster of "
-                                         "an inventory. Each action writes a record "
-                                         "directory (printed).", allow_abbrev=False)
-    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _group(sub, "cluster", "provision, reset or collect a real cluster",
+                     "Provision, reset or collect the kubeadm cluster of an inventory. Each "
+                     "action writes a record directory (printed).", "action", "ACTION")
     p = _parser(actions, "up", "cluster", "provision the cluster",
                 "Preflight, then OS preparation, containerd, the Kubernetes packages, the "
                 "clean node baseline, kubeadm init/join, the cluster check and collect.")
