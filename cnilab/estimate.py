@@ -4,10 +4,9 @@ README give.
 A measurement costs what its tools take (its test, an omitted ramp-up, what netserver
 holds past the end, a background load's whole run: cnilab/bench/suites.py) plus what
 surrounds it (starting the tools, pinning, CPU sampling, the lab's build and teardown
-spread over its measurements). That
-overhead is taken from a run when there is one: its wall time (manifest ``created_at``
-to the state's last update) less the test time of its records, per record. Without a
-run it is ``DEFAULT_OVERHEAD_S``, measured here.
+spread over its measurements). That overhead is taken from a run when there is one: its
+wall time (manifest ``created_at`` to the state's last update) less the test time of its
+records, per record. Without a run it is ``DEFAULT_OVERHEAD_S``, measured here.
 """
 
 from __future__ import annotations
@@ -62,13 +61,12 @@ def overhead_s(manifest: dict[str, Any], state: dict[str, Any],
     """Seconds per measurement beyond its test, as a run spent them."""
     if not records:
         return DEFAULT_OVERHEAD_S
-    tests = sum(_record_test_s(r) for r in records)
     wall = wall_s(manifest, state)
     if wall is None:
         elapsed = [float(r["elapsed_s"]) - _record_test_s(r) for r in records
                    if isinstance(r.get("elapsed_s"), int | float)]
         return max(0.0, sum(elapsed) / len(elapsed)) if elapsed else DEFAULT_OVERHEAD_S
-    return max(0.0, (wall - tests) / len(records))
+    return max(0.0, (wall - sum(_record_test_s(r) for r in records)) / len(records))
 
 
 def estimate(spec: Spec, overhead: float = DEFAULT_OVERHEAD_S,

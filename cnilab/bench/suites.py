@@ -286,7 +286,6 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     NetperfTcpCRR(), PodStartup(), AgentMemory())}
 
 
-
 def measurement_seconds(suite_name: str, params: dict[str, Any],
                         condition: dict[str, Any]) -> float:
     """How long one measurement of a cell takes, the engine's own work aside: what its
