@@ -242,7 +242,8 @@ class NetperfTcpCRR(_NetperfRR):
     test_type = "TCP_CRR"
     description = "netperf TCP_CRR: connect, request, response, close per transaction"
     # netserver cannot tell when a connection-per-transaction client has stopped: it waits
-    # out the test length plus netperf's PAD_TIME (4 s) before it sends its results
+    # out the test length plus PAD_TIME (netperf 2.7.0 netlib.h: 4 s) before it sends its
+    # results (tests/test_suites_e2e.py times real runs against this)
     linger_s = 4.0
 
 

@@ -60,8 +60,9 @@ PLANNING_NODE_MTU = 1500
 # node may be with nothing measured, its CNI agents aside (kubelet, containerd and the
 # control plane's housekeeping stay well below this on an idle node)
 IDLE_WINDOW_S = 2.0
-# the readiness gate's echo: three, each sent as soon as the last is answered (-A, in
-# busybox's ping, which the bench image carries, and in iputils'), 2 s for a late reply
+# the readiness gate's echo: three, each sent as soon as the last is answered (-A: busybox
+# 1.35's `ping --help`, "Ping as soon as reply is received", the ping the bench image
+# carries; iputils' adaptive ping alike), 2 s for a late reply
 GATE_PING = ("ping", "-c", "3", "-A", "-W", "2")
 IDLE_LIMIT = 0.10
 
